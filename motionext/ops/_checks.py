@@ -1,0 +1,58 @@
+"""Argument checks of the public ops, shared by both backends. Each message names the op and
+the argument. Value checks (NaN/Inf) cost one pass over the data; set MOTIONEXT_CHECK_FINITE=0
+to skip them in a tuned training loop."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_spatial(op: str, name: str, t) -> None:
+    """A non-empty floating (B, C, H, W) or (B, C, D, H, W) tensor."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a torch.Tensor; got {type(t).__name__}")
+    if t.dim() not in (4, 5):
+        raise ValueError(
+            f"{op}: argument '{name}' must be (B, C, H, W) or (B, C, D, H, W); got shape {tuple(t.shape)}"
+        )
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: argument '{name}' must be float16/bfloat16/float32/float64; got {t.dtype}")
+    if t.numel() == 0:
+        raise ValueError(f"{op}: argument '{name}' is empty (shape {tuple(t.shape)})")
+
+
+def check_like(op: str, ref_name: str, ref: torch.Tensor, name: str, other: torch.Tensor) -> None:
+    """Same device and dtype."""
+    if other.device != ref.device:
+        raise ValueError(f"{op}: argument '{name}' is on {other.device} but '{ref_name}' is on {ref.device}")
+    if other.dtype != ref.dtype:
+        raise TypeError(f"{op}: argument '{name}' has dtype {other.dtype} but '{ref_name}' has {ref.dtype}")
+
+
+def check_field(op: str, name: str, field, image_name: str, image: torch.Tensor) -> None:
+    """A (B, ndim, *spatial) displacement or velocity field matching ``image``."""
+    check_spatial(op, name, field)
+    ndim = image.dim() - 2
+    expected = (image.shape[0], ndim, *image.shape[2:])
+    if tuple(field.shape) != expected:
+        raise ValueError(
+            f"{op}: argument '{name}' must have shape {expected} (B, ndim, *spatial) to match "
+            f"'{image_name}' {tuple(image.shape)}; got {tuple(field.shape)}"
+        )
+    check_like(op, image_name, image, name, field)
+
+
+def check_choice(op: str, name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{op}: argument '{name}' must be one of {choices}; got {value!r}")
+
+
+def check_finite(op: str, name: str, t: torch.Tensor) -> None:
+    if os.environ.get("MOTIONEXT_CHECK_FINITE", "1") == "0" or torch.compiler.is_compiling():
+        return
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{op}: argument '{name}' contains NaN or Inf")
