@@ -24,6 +24,12 @@ def test_there_are_cuda_sources():
 @pytest.mark.parametrize("source", CU_FILES, ids=[p.stem for p in CU_FILES])
 def test_cuda_source_compiles(source, tmp_path):
     includes = [f"-I{p}" for p in cpp.include_paths()] + [f"-I{ROOT / 'csrc' / 'include'}", f"-I{sys.base_prefix}/include"]
+    if not any(Path(p, "c10/cuda/impl/cuda_cmake_macros.h").exists() for p in cpp.include_paths()):
+        # A CPU build of torch ships c10/cuda headers but not this one, generated at torch's build.
+        shim = tmp_path / "shim" / "c10" / "cuda" / "impl"
+        shim.mkdir(parents=True)
+        (shim / "cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
+        includes.append(f"-I{tmp_path / 'shim'}")
     abi = "1" if cpp.torch._C._GLIBCXX_USE_CXX11_ABI else "0"
     cmd = [
         NVCC, "-c", str(source), "-o", str(tmp_path / "out.o"), "-std=c++17", "-O0",
