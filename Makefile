@@ -1,0 +1,36 @@
+# One entry point for people and CI. Everything installs into .venv; torch is installed first
+# and the extension is built against it with --no-build-isolation.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# On the project's machines this is a local CPU wheel; elsewhere pick the build you want,
+# e.g. make test TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH ?= torch==2.13.0
+
+.PHONY: setup build test demo bench clean
+
+$(VENV)/.deps: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja numpy \
+		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3"
+	touch $@
+
+setup: $(VENV)/.deps
+
+build: setup
+	$(PY) -m pip install -q --no-build-isolation .
+
+test: build
+	cd tests && MOTIONEXT_REQUIRE_COMPILED=1 ../$(PY) -m pytest -q -p no:cacheprovider .
+
+# The main job until the motion model lands: compiled kernels vs the pure-PyTorch layers.
+demo: build
+	$(PY) benchmarks/compare.py
+
+bench: build
+	$(PY) -m pytest benchmarks -q --benchmark-columns=median,iqr,ops --benchmark-sort=name
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

@@ -1,0 +1,31 @@
+"""pytest-benchmark suite: each op, compiled and reference, forward and forward+backward.
+
+    make bench                      # CPU sizes
+    pytest benchmarks -k 3d-gpu     # on a GPU machine
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases import OPS, PASSES, make_case, voxels  # noqa: E402
+
+from motionext import ops  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+SIZES = ["2d-seq", "3d-gpu"] if DEVICE == "cuda" else ["2d-seq", "3d-cpu"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("pass_", PASSES)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_kernel(benchmark, backend, op, pass_, size):
+    with ops.use_backend(backend):
+        fn = make_case(op, size, pass_ != "forward", DEVICE)
+        benchmark.extra_info["voxels"] = voxels(size)
+        benchmark.group = f"{op} {pass_} {size}"
+        benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)
