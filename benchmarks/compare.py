@@ -58,9 +58,10 @@ def _rss_kib(field: str) -> int:
 
 
 def _peak_child(op, size, backward, device, backend):
-    """Runs in a child process: peak extra bytes of one call, inputs excluded."""
+    """Runs in a child process: peak extra bytes of one call after a warm-up, inputs excluded."""
     with ops.use_backend(backend):
         fn = make_case(op, size, backward, device)
+        fn()  # warm-up: thread pools and lazy initialisation are not the op's memory
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()

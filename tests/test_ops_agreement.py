@@ -56,12 +56,15 @@ def test_warp_nearest_matches_reference(device, shape, padding):
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("shape", SHAPES, ids=["2d", "3d"])
 @pytest.mark.parametrize("padding", ["border", "zeros"])
-def test_scaling_squaring_matches_reference(device, shape, padding):
+@pytest.mark.parametrize("steps", [1, 2, 7])
+def test_scaling_squaring_matches_reference(device, shape, padding, steps):
     velocity = _field(shape, 4.0, torch.float64, device)
-    out, (gv,) = _grads(lambda v: ops.scaling_squaring(v, steps=7, padding=padding), velocity)
-    ref, (rv,) = _grads(lambda v: reference.scaling_squaring(v, steps=7, padding=padding), velocity)
+    out, (gv,) = _grads(lambda v: ops.scaling_squaring(v, steps=steps, padding=padding), velocity)
+    ref, (rv,) = _grads(lambda v: reference.scaling_squaring(v, steps=steps, padding=padding), velocity)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(gv, rv, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():  # the path that keeps no trajectory
+        torch.testing.assert_close(ops.scaling_squaring(velocity, steps=steps, padding=padding), ref)
 
 
 @pytest.mark.parametrize("device", devices())

@@ -38,6 +38,10 @@ def test_opcheck_all_ops(device):
         torch.library.opcheck(op, args)
     grad = torch.randn(2, 2, 6, 7, dtype=torch.float64, device=device)
     torch.library.opcheck(m.warp_backward.default, (grad, image.detach(), field.detach(), "bilinear", "border", [True, False]))
+    velocity = field.detach()
+    _, trajectory = m.scaling_squaring(velocity, 3, "border", True)
+    torch.library.opcheck(m.scaling_squaring_backward.default, (grad, velocity, trajectory, 3, "zeros"))
+    torch.library.opcheck(m.scaling_squaring.default, (velocity, 1, "border", False))
     torch.library.opcheck(m.lncc_backward.default, (grad, image.detach(), image.detach().flip(3), 5, 0.0, 1e-5, [False, True]))
 
 

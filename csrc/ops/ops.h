@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -13,8 +14,10 @@ void check_warp_backward_args(const at::Tensor& grad_output, const at::Tensor& i
                               const at::Tensor& displacement);
 
 void check_scaling_squaring_args(const at::Tensor& velocity, int64_t steps);
-void check_scaling_squaring_backward_args(const at::Tensor& grad_output,
+void check_scaling_squaring_backward_args(const at::Tensor& grad_output, const at::Tensor& velocity,
                                           const at::Tensor& trajectory, int64_t steps);
+// (slots, *velocity.shape): the shape of the kept trajectory.
+std::vector<int64_t> trajectory_shape(const at::Tensor& velocity, int64_t slots);
 
 void check_lncc_args(const at::Tensor& a, const at::Tensor& b, int64_t window);
 void check_lncc_backward_args(const at::Tensor& grad_cc, const at::Tensor& a, const at::Tensor& b,

@@ -1,4 +1,5 @@
 // motionext::scaling_squaring — schema and argument checks.
+#include <ATen/OpMathType.h>
 #include <torch/library.h>
 
 #include "checks.h"
@@ -6,13 +7,14 @@
 
 TORCH_LIBRARY_FRAGMENT(motionext, m) {
   // Returns the displacement of exp(velocity) and, when keep_trajectory, the fields
-  // u_0 .. u_{steps-1} (steps, B, ndim, *spatial) in the op-math dtype for the backward pass.
+  // u_1 .. u_{steps-1} (steps-1, B, ndim, *spatial) in the op-math dtype for the backward pass
+  // (u_0 = velocity / 2^steps is not stored); otherwise an empty (0, B, ndim, *spatial) tensor.
   m.def(
       "scaling_squaring(Tensor velocity, int steps, str padding, bool keep_trajectory) "
       "-> (Tensor, Tensor)");
   m.def(
-      "scaling_squaring_backward(Tensor grad_output, Tensor trajectory, int steps, str padding) "
-      "-> Tensor");
+      "scaling_squaring_backward(Tensor grad_output, Tensor velocity, Tensor trajectory, int steps, "
+      "str padding) -> Tensor");
 }
 
 namespace motionext {
@@ -29,17 +31,27 @@ void check_scaling_squaring_args(const at::Tensor& velocity, int64_t steps) {
                     kMaxSteps, "]; got ", steps);
 }
 
-void check_scaling_squaring_backward_args(const at::Tensor& grad_output,
+std::vector<int64_t> trajectory_shape(const at::Tensor& velocity, int64_t slots) {
+  std::vector<int64_t> shape{slots};
+  shape.insert(shape.end(), velocity.sizes().begin(), velocity.sizes().end());
+  return shape;
+}
+
+void check_scaling_squaring_backward_args(const at::Tensor& grad_output, const at::Tensor& velocity,
                                           const at::Tensor& trajectory, int64_t steps) {
   const char* op = "motionext.scaling_squaring_backward";
-  check_scaling_squaring_args(grad_output, steps);
-  bool ok = trajectory.dim() == grad_output.dim() + 1 && trajectory.size(0) == steps;
-  for (int64_t k = 0; ok && k < grad_output.dim(); ++k) ok = trajectory.size(k + 1) == grad_output.size(k);
-  TORCH_CHECK_VALUE(ok, op, ": argument 'trajectory' must have shape (", steps, ", ",
-                    grad_output.sizes(), "); got ", trajectory.sizes());
-  TORCH_CHECK_VALUE(trajectory.device() == grad_output.device(), op,
-                    ": argument 'trajectory' is on ", trajectory.device(), " but 'grad_output' is on ",
-                    grad_output.device());
+  check_scaling_squaring_args(velocity, steps);
+  TORCH_CHECK_VALUE(grad_output.sizes() == velocity.sizes(), op, ": argument 'grad_output' must have shape ",
+                    velocity.sizes(), "; got ", grad_output.sizes());
+  check_same_device_dtype(op, "velocity", velocity, "grad_output", grad_output);
+  TORCH_CHECK_VALUE(at::IntArrayRef(trajectory_shape(velocity, steps - 1)) == trajectory.sizes(), op,
+                    ": argument 'trajectory' must have shape (", steps - 1, ", ", velocity.sizes(),
+                    "), as kept by the forward pass; got ", trajectory.sizes());
+  TORCH_CHECK_VALUE(trajectory.device() == velocity.device(), op, ": argument 'trajectory' is on ",
+                    trajectory.device(), " but 'velocity' is on ", velocity.device());
+  const auto opmath = at::toOpMathType(velocity.scalar_type());
+  TORCH_CHECK_TYPE(trajectory.scalar_type() == opmath, op, ": argument 'trajectory' must have dtype ", opmath,
+                   "; got ", trajectory.scalar_type());
 }
 
 }  // namespace motionext

@@ -44,31 +44,34 @@ def _register() -> None:
     @torch.library.register_fake("motionext::scaling_squaring")
     def _(velocity, steps, padding, keep_trajectory):
         out = torch.empty_like(velocity, memory_format=torch.contiguous_format)
-        dtype = _opmath(velocity.dtype)
-        if keep_trajectory:
-            trajectory = velocity.new_empty((steps, *velocity.shape), dtype=dtype)
-        else:
-            trajectory = velocity.new_empty(0, dtype=dtype)
+        slots = steps - 1 if keep_trajectory else 0
+        trajectory = velocity.new_empty((slots, *velocity.shape), dtype=_opmath(velocity.dtype))
         return out, trajectory
 
     @torch.library.register_fake("motionext::scaling_squaring_backward")
-    def _(grad_output, trajectory, steps, padding):
-        return torch.empty_like(grad_output, memory_format=torch.contiguous_format)
+    def _(grad_output, velocity, trajectory, steps, padding):
+        return torch.empty_like(velocity, memory_format=torch.contiguous_format)
 
     def setup_context(ctx, inputs, output):
         velocity, steps, padding, keep_trajectory = inputs
-        ctx.save_for_backward(output[1])
+        ctx.save_for_backward(velocity, output[1])
         ctx.steps, ctx.padding, ctx.kept = steps, padding, keep_trajectory
         ctx.mark_non_differentiable(output[1])
+        # Otherwise autograd hands backward a zero-filled gradient for the trajectory: N fields.
+        ctx.set_materialize_grads(False)
 
     def backward(ctx, grad, _grad_trajectory):
-        (trajectory,) = ctx.saved_tensors
+        if grad is None:
+            return None, None, None, None
+        velocity, trajectory = ctx.saved_tensors
         if not ctx.kept:
             raise RuntimeError(
                 f"{OP}: backward needs the trajectory; call the op with keep_trajectory=True "
                 "(motionext.ops.scaling_squaring does this whenever the velocity requires grad)"
             )
-        grad_velocity = torch.ops.motionext.scaling_squaring_backward(grad, trajectory, ctx.steps, ctx.padding)
+        grad_velocity = torch.ops.motionext.scaling_squaring_backward(
+            grad, velocity, trajectory, ctx.steps, ctx.padding
+        )
         return grad_velocity, None, None, None
 
     torch.library.register_autograd("motionext::scaling_squaring", backward, setup_context=setup_context)

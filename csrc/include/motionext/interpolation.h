@@ -106,14 +106,15 @@ MOTIONEXT_INLINE void make_stencil(const T (&position)[NDIM], const Grid<NDIM>& 
   nearest_stencil(position, grid, padding, s);
 }
 
-// Sample point of voxel `index`: index + displacement, the displacement read from a
+// Sample point of voxel `index`: index + scale * displacement, the displacement read from a
 // (ndim, *spatial) block with `channel_stride` between its channels. False if not finite.
 template <int NDIM, typename T, typename field_t>
 MOTIONEXT_INLINE bool sample_position(const int64_t (&index)[NDIM], const field_t* displacement,
-                                      int64_t channel_stride, int64_t voxel, T (&position)[NDIM]) {
+                                      int64_t channel_stride, int64_t voxel, T (&position)[NDIM],
+                                      T scale = T(1)) {
   bool finite = true;
   for (int k = 0; k < NDIM; ++k) {
-    position[k] = static_cast<T>(index[k]) + static_cast<T>(displacement[k * channel_stride + voxel]);
+    position[k] = static_cast<T>(index[k]) + scale * static_cast<T>(displacement[k * channel_stride + voxel]);
     finite = finite && is_finite(position[k]);
   }
   return finite;

@@ -14,26 +14,43 @@ namespace {
 
 constexpr const char* kOp = "motionext.scaling_squaring";
 
-template <int NDIM, typename T>
-__global__ void step_kernel(const T* u, T* u_next, int64_t batch, Grid<NDIM> grid, Padding padding) {
+template <int NDIM, typename T, typename field_t>
+__global__ void step_kernel(const field_t* field, T scale, T* u_next, int64_t batch, Grid<NDIM> grid,
+                            Padding padding) {
   const int64_t i = cuda::thread_index(), n = grid.numel;
   if (i >= batch * n) return;
   const int64_t b = i / n, voxel = i - b * n;
   int64_t index[NDIM];
   grid.unravel(voxel, index);
-  squaring_voxel_forward<NDIM, T>(u + b * NDIM * n, u_next + b * NDIM * n, grid, voxel, index, padding);
+  squaring_voxel_forward<NDIM, T>(field + b * NDIM * n, scale, u_next + b * NDIM * n, grid, voxel, index, padding);
 }
 
-template <int NDIM, typename T>
-__global__ void step_backward_kernel(const T* u, const T* g_next, T* grad, int64_t batch, Grid<NDIM> grid,
-                                     Padding padding) {
+template <int NDIM, typename T, typename field_t>
+__global__ void step_backward_kernel(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
+                                     Grid<NDIM> grid, Padding padding) {
   const int64_t i = cuda::thread_index(), n = grid.numel;
   if (i >= batch * n) return;
   const int64_t b = i / n, voxel = i - b * n;
   int64_t index[NDIM];
   grid.unravel(voxel, index);
-  squaring_voxel_backward<NDIM, T>(u + b * NDIM * n, g_next + b * NDIM * n, grad + b * NDIM * n, grid, voxel,
-                                   index, padding, cuda::AtomicAdd());
+  squaring_voxel_backward<NDIM, T>(field + b * NDIM * n, scale, g_next + b * NDIM * n, grad + b * NDIM * n, grid,
+                                   voxel, index, padding, cuda::AtomicAdd());
+}
+
+template <int NDIM, typename T, typename field_t>
+void launch_step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
+  step_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
+      field, scale, u_next, batch, grid, padding);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <int NDIM, typename T, typename field_t>
+void launch_step_backward(const field_t* field, T scale, const T* g_next, at::Tensor& grad, int64_t batch,
+                          const Grid<NDIM>& grid, Padding padding) {
+  grad.zero_();
+  step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
+      field, scale, g_next, grad.mutable_data_ptr<T>(), batch, grid, padding);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 std::tuple<at::Tensor, at::Tensor> scaling_squaring_cuda(const at::Tensor& velocity_in, int64_t steps,
@@ -41,61 +58,54 @@ std::tuple<at::Tensor, at::Tensor> scaling_squaring_cuda(const at::Tensor& veloc
   check_scaling_squaring_args(velocity_in, steps);
   const Padding padding = parse_padding(kOp, padding_name);
   const c10::cuda::CUDAGuard guard(velocity_in.device());
-  const auto options = velocity_in.options().dtype(at::toOpMathType(velocity_in.scalar_type()));
-  std::vector<int64_t> trajectory_shape{steps};
-  trajectory_shape.insert(trajectory_shape.end(), velocity_in.sizes().begin(), velocity_in.sizes().end());
-  at::Tensor trajectory = keep_trajectory ? at::empty(trajectory_shape, options) : at::Tensor();
-  at::Tensor current = keep_trajectory ? trajectory[0] : at::empty(velocity_in.sizes(), options);
-  current.copy_(velocity_in).div_(static_cast<double>(int64_t{1} << steps));
-  at::Tensor spare = keep_trajectory ? at::Tensor() : at::empty(velocity_in.sizes(), options);
-  const int64_t batch = velocity_in.size(0);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity_in.scalar_type(), "motionext_ss_cuda", [&] {
+  const at::Tensor velocity = velocity_in.contiguous();
+  const auto options = velocity.options().dtype(at::toOpMathType(velocity.scalar_type()));
+  at::Tensor trajectory = at::empty(trajectory_shape(velocity, keep_trajectory ? steps - 1 : 0), options);
+  at::Tensor out = at::empty(velocity.sizes(), options);
+  at::Tensor spare = keep_trajectory || steps < 2 ? at::Tensor() : at::empty(velocity.sizes(), options);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_ss_cuda", [&] {
     using T = at::opmath_type<scalar_t>;
-    MOTIONEXT_DISPATCH_NDIM(velocity_in.dim() - 2, [&] {
-      const auto grid = make_grid<NDIM>(velocity_in);
-      for (int64_t k = 0; k < steps; ++k) {
-        at::Tensor next;
-        if (k + 1 == steps) next = at::empty(velocity_in.sizes(), options);
-        else next = keep_trajectory ? trajectory[k + 1] : spare;
-        step_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
-            current.const_data_ptr<T>(), next.mutable_data_ptr<T>(), batch, grid, padding);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        if (!keep_trajectory) spare = current;
-        current = next;
-      }
+    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
+      const auto grid = make_grid<NDIM>(velocity);
+      const int64_t batch = velocity.size(0);
+      auto target = [&](int64_t k) -> T* {
+        if (k + 1 == steps) return out.mutable_data_ptr<T>();
+        if (keep_trajectory) return trajectory[k].mutable_data_ptr<T>();
+        return ((steps - 1 - k) % 2 == 0 ? out : spare).mutable_data_ptr<T>();
+      };
+      launch_step<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps), target(0), batch, grid,
+                           padding);
+      for (int64_t k = 1; k < steps; ++k) launch_step<NDIM, T>(target(k - 1), T(1), target(k), batch, grid, padding);
     });
   });
-  return {current.to(velocity_in.scalar_type()), keep_trajectory ? trajectory : no_gradient(current)};
+  return {out.to(velocity.scalar_type()), trajectory};
 }
 
-at::Tensor scaling_squaring_backward_cuda(const at::Tensor& grad_output, const at::Tensor& trajectory_in,
-                                          int64_t steps, c10::string_view padding_name) {
-  check_scaling_squaring_backward_args(grad_output, trajectory_in, steps);
+at::Tensor scaling_squaring_backward_cuda(const at::Tensor& grad_output, const at::Tensor& velocity_in,
+                                          const at::Tensor& trajectory_in, int64_t steps,
+                                          c10::string_view padding_name) {
+  check_scaling_squaring_backward_args(grad_output, velocity_in, trajectory_in, steps);
   const Padding padding = parse_padding(kOp, padding_name);
-  const auto opmath = at::toOpMathType(grad_output.scalar_type());
-  TORCH_CHECK_TYPE(trajectory_in.scalar_type() == opmath, "motionext.scaling_squaring_backward: argument "
-                   "'trajectory' must have dtype ", opmath, "; got ", trajectory_in.scalar_type());
-  const c10::cuda::CUDAGuard guard(grad_output.device());
-  const at::Tensor trajectory = trajectory_in.contiguous();
-  at::Tensor g_next = grad_output.to(opmath).contiguous();
+  const c10::cuda::CUDAGuard guard(velocity_in.device());
+  const at::Tensor velocity = velocity_in.contiguous(), trajectory = trajectory_in.contiguous();
+  at::Tensor g_next = grad_output.to(trajectory.scalar_type()).contiguous();
   if (g_next.is_same(grad_output)) g_next = g_next.clone();
   at::Tensor grad = at::empty(grad_output.sizes(), g_next.options());
-  const int64_t batch = grad_output.size(0);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "motionext_ss_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_ss_backward_cuda", [&] {
     using T = at::opmath_type<scalar_t>;
-    MOTIONEXT_DISPATCH_NDIM(grad_output.dim() - 2, [&] {
-      const auto grid = make_grid<NDIM>(grad_output);
-      for (int64_t k = steps - 1; k >= 0; --k) {
-        grad.zero_();
-        step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
-            trajectory[k].const_data_ptr<T>(), g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
-            padding);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
+      const auto grid = make_grid<NDIM>(velocity);
+      const int64_t batch = velocity.size(0);
+      for (int64_t k = steps - 1; k >= 1; --k) {
+        launch_step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1), g_next.const_data_ptr<T>(), grad,
+                                      batch, grid, padding);
         std::swap(grad, g_next);
       }
+      launch_step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
+                                    g_next.const_data_ptr<T>(), grad, batch, grid, padding);
     });
   });
-  return g_next.div_(static_cast<double>(int64_t{1} << steps)).to(grad_output.scalar_type());
+  return grad.div_(static_cast<double>(int64_t{1} << steps)).to(velocity.scalar_type());
 }
 
 }  // namespace
