@@ -10,13 +10,14 @@
 
 namespace motionext {
 
-// The voxels a sample point reads and how much each counts. Corners outside the image
-// (zeros padding) have offset -1 and are skipped; their padding value is zero.
+// The voxels a sample point reads and how much each counts. Every corner index is clamped into
+// the image, so reads are always in bounds; a corner outside the image (zeros padding) gets
+// weight 0 instead, which keeps the per-voxel math free of branches.
 template <int NDIM, typename T, Interpolation kMode>
 struct Stencil {
   static constexpr int kCount = kMode == Interpolation::Linear ? 1 << NDIM : 1;
-  int64_t offset[kCount];      // flat spatial offset, or -1 outside
-  T weight[kCount];
+  int64_t offset[kCount];      // flat spatial offset, always inside the image
+  T weight[kCount];            // 0 for corners outside the image
   T dweight[NDIM][kCount];     // d weight / d position_k; zero where border padding clamped
 };
 
@@ -25,46 +26,52 @@ struct Stencil {
 template <bool kDerivative, int NDIM, typename T>
 MOTIONEXT_INLINE void linear_stencil(const T (&position)[NDIM], const Grid<NDIM>& grid,
                                      Padding padding, Stencil<NDIM, T, Interpolation::Linear>& s) {
-  int64_t lo[NDIM];
-  bool lo_in[NDIM], hi_in[NDIM];
-  T frac[NDIM], slope[NDIM];
+  // Per axis: the two neighbours' offsets and weights, and the weights' derivatives.
+  int64_t off[NDIM][2];
+  T w[NDIM][2], dw[NDIM][2];
   for (int k = 0; k < NDIM; ++k) {
     T p = position[k];
-    const T last = static_cast<T>(grid.size[k] - 1);
-    slope[k] = T(1);
+    const int64_t size = grid.size[k];
+    const T last = static_cast<T>(size - 1);
+    T slope = T(1);
     if (padding == Padding::Border) {
       // Border clamps the point onto the image; the clamped coordinate no longer moves with p.
-      if (p < T(0)) { p = T(0); slope[k] = T(0); }
-      else if (p > last) { p = last; slope[k] = T(0); }
+      if (p < T(0)) { p = T(0); slope = T(0); }
+      else if (p > last) { p = last; slope = T(0); }
     } else {
-      // Two voxels outside, every neighbour is padding; clamping there keeps floor() in range.
+      // Two voxels outside, every neighbour is padding; clamping there keeps the index in range.
       if (p < T(-2)) p = T(-2);
       else if (p > last + T(2)) p = last + T(2);
     }
-    lo[k] = floor_to_index(p);
-    frac[k] = p - static_cast<T>(lo[k]);
-    lo_in[k] = lo[k] >= 0 && lo[k] < grid.size[k];
-    hi_in[k] = lo[k] + 1 >= 0 && lo[k] + 1 < grid.size[k];
+    const int64_t lo = floor_to_index(p);
+    const T frac = p - static_cast<T>(lo);
+    const T in_lo = (lo >= 0 && lo < size) ? T(1) : T(0);
+    const T in_hi = (lo + 1 >= 0 && lo + 1 < size) ? T(1) : T(0);
+    const int64_t lo_c = lo < 0 ? 0 : (lo >= size ? size - 1 : lo);
+    const int64_t hi_c = lo + 1 < 0 ? 0 : (lo + 1 >= size ? size - 1 : lo + 1);
+    off[k][0] = lo_c * grid.stride[k];
+    off[k][1] = hi_c * grid.stride[k];
+    w[k][0] = (T(1) - frac) * in_lo;
+    w[k][1] = frac * in_hi;
+    dw[k][0] = -slope * in_lo;
+    dw[k][1] = slope * in_hi;
   }
   for (int c = 0; c < (1 << NDIM); ++c) {
-    bool inside = true;
     int64_t offset = 0;
-    T w = T(1);
+    T weight = T(1);
     for (int k = 0; k < NDIM; ++k) {
-      const bool hi = (c >> (NDIM - 1 - k)) & 1;
-      inside = inside && (hi ? hi_in[k] : lo_in[k]);
-      offset += (lo[k] + hi) * grid.stride[k];
-      w *= hi ? frac[k] : T(1) - frac[k];
+      const int hi = (c >> (NDIM - 1 - k)) & 1;
+      offset += off[k][hi];
+      weight *= w[k][hi];
     }
-    s.offset[c] = inside ? offset : -1;
-    s.weight[c] = w;
+    s.offset[c] = offset;
+    s.weight[c] = weight;
     if (!kDerivative) continue;
     for (int k = 0; k < NDIM; ++k) {
-      T d = slope[k];
+      T d = T(1);
       for (int j = 0; j < NDIM; ++j) {
-        const bool hi = (c >> (NDIM - 1 - j)) & 1;
-        if (j == k) d *= hi ? T(1) : T(-1);
-        else d *= hi ? frac[j] : T(1) - frac[j];
+        const int hi = (c >> (NDIM - 1 - j)) & 1;
+        d *= j == k ? dw[j][hi] : w[j][hi];
       }
       s.dweight[k][c] = d;
     }
@@ -87,10 +94,10 @@ MOTIONEXT_INLINE void nearest_stencil(const T (&position)[NDIM], const Grid<NDIM
     }
     const int64_t i = static_cast<int64_t>(nearbyint(p));
     inside = inside && i >= 0 && i < grid.size[k];
-    offset += i * grid.stride[k];
+    offset += (i < 0 ? 0 : (i >= grid.size[k] ? grid.size[k] - 1 : i)) * grid.stride[k];
   }
-  s.offset[0] = inside ? offset : -1;
-  s.weight[0] = T(1);
+  s.offset[0] = offset;
+  s.weight[0] = inside ? T(1) : T(0);
   for (int k = 0; k < NDIM; ++k) s.dweight[k][0] = T(0);
 }
 
@@ -125,7 +132,7 @@ template <int NDIM, typename T, Interpolation kMode, typename in_t>
 MOTIONEXT_INLINE T interpolate(const in_t* channel, const Stencil<NDIM, T, kMode>& s) {
   T value = T(0);
   for (int c = 0; c < Stencil<NDIM, T, kMode>::kCount; ++c) {
-    if (s.offset[c] >= 0) value += s.weight[c] * static_cast<T>(channel[s.offset[c]]);
+    value += s.weight[c] * static_cast<T>(channel[s.offset[c]]);
   }
   return value;
 }
@@ -135,7 +142,7 @@ template <int NDIM, typename T, Interpolation kMode, typename in_t>
 MOTIONEXT_INLINE T interpolate_derivative(const in_t* channel, const Stencil<NDIM, T, kMode>& s, int k) {
   T value = T(0);
   for (int c = 0; c < Stencil<NDIM, T, kMode>::kCount; ++c) {
-    if (s.offset[c] >= 0) value += s.dweight[k][c] * static_cast<T>(channel[s.offset[c]]);
+    value += s.dweight[k][c] * static_cast<T>(channel[s.offset[c]]);
   }
   return value;
 }
@@ -144,7 +151,7 @@ MOTIONEXT_INLINE T interpolate_derivative(const in_t* channel, const Stencil<NDI
 template <int NDIM, typename T, Interpolation kMode, typename Add, typename grad_t>
 MOTIONEXT_INLINE void spread(grad_t* channel, const Stencil<NDIM, T, kMode>& s, T grad, const Add& add) {
   for (int c = 0; c < Stencil<NDIM, T, kMode>::kCount; ++c) {
-    if (s.offset[c] >= 0) add(channel + s.offset[c], s.weight[c] * grad);
+    if (s.weight[c] != T(0)) add(channel + s.offset[c], s.weight[c] * grad);
   }
 }
 
