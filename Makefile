@@ -14,7 +14,7 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja numpy \
-		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3"
+		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3" "nibabel>=4" "tqdm>=4.60" scipy
 	touch $@
 
 setup: $(VENV)/.deps

@@ -1,0 +1,137 @@
+"""Reading cine MRI from NIfTI (nibabel): a 4D (x, y, z, t) volume, a 3D (x, y, t) single-slice
+sequence, a folder of frames, or an ACDC-style patient folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .cine import Cine
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError as exc:  # pragma: no cover - nibabel is a dependency of motionext
+        raise ImportError("reading NIfTI needs nibabel: pip install nibabel") from exc
+    return nibabel
+
+
+def _load(path) -> "object":
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such NIfTI file: {path}")
+    try:
+        return _nibabel().load(str(path))
+    except Exception as exc:
+        raise ValueError(f"cannot read {path} as NIfTI: {exc}") from exc
+
+
+def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None = None) -> Cine:
+    """Read a cine from one NIfTI file and rotate it so frame `ed` comes first.
+
+    A 4D file is (x, y, z, t): frames come back as (T, x, y, z); take 2D slices with
+    ``cine.slice(k)``. A 3D file is read as one slice over time, (x, y, t) -> (T, x, y).
+    ``labels`` maps source frame indices to label NIfTI paths on the same grid.
+    """
+    image = _load(path)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    zooms = image.header.get_zooms()
+    if data.ndim == 4:
+        frames, spacing = np.moveaxis(data, 3, 0), zooms[:3]
+        affine = image.affine
+    elif data.ndim == 3:
+        frames, spacing = np.moveaxis(data, 2, 0), zooms[:2]
+        affine = image.affine
+    else:
+        raise ValueError(f"{path}: a cine must be a 4D (x, y, z, t) or 3D (x, y, t) NIfTI; got shape {data.shape}")
+    if frames.shape[0] < 2:
+        raise ValueError(f"{path}: a cine needs at least 2 frames; got {frames.shape[0]}")
+    if not np.isfinite(frames).all():
+        raise ValueError(f"{path}: the image contains NaN or Inf values")
+    label_maps = {}
+    for t, label_path in (labels or {}).items():
+        label = np.asarray(_load(label_path).dataobj)
+        if label.shape != frames.shape[1:]:
+            raise ValueError(f"{label_path}: labels of shape {label.shape} do not match the cine frames {frames.shape[1:]}")
+        label_maps[int(t)] = np.rint(label).astype(np.uint8)
+    cine = Cine(frames, spacing, affine, label_maps, es=es, name=Path(path).name.split(".")[0])
+    return cine.with_ed_first(ed) if ed else cine
+
+
+def read_frames(folder, *, ed: int = 0) -> Cine:
+    """Read a folder of per-frame NIfTI files (2D or 3D each), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    paths = sorted(p for p in folder.iterdir() if p.name.endswith(NIFTI_SUFFIXES))
+    if len(paths) < 2:
+        raise ValueError(f"{folder}: a cine needs at least 2 NIfTI frames; found {len(paths)}")
+    images = [_load(p) for p in paths]
+    arrays = [np.asarray(im.dataobj, dtype=np.float32) for im in images]
+    arrays = [a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a for a in arrays]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(f"{folder}: frames differ in shape: {sorted({a.shape for a in arrays})}")
+    if arrays[0].ndim not in (2, 3):
+        raise ValueError(f"{folder}: each frame must be 2D or 3D; got {arrays[0].shape}")
+    spacing = images[0].header.get_zooms()[: arrays[0].ndim]
+    cine = Cine(np.stack(arrays), spacing, images[0].affine, name=folder.name)
+    return cine.with_ed_first(ed) if ed else cine
+
+
+def _read_info(path: Path) -> dict:
+    info = {}
+    for line in path.read_text().splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            info[key.strip()] = value.strip()
+    return info
+
+
+def read_acdc_patient(folder) -> Cine:
+    """An ACDC-style patient folder: ``patientXXX_4d.nii.gz``, ``Info.cfg`` (1-based ED/ES frames)
+    and ``patientXXX_frameYY_gt.nii.gz`` labels. The cine comes back with ED first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such patient folder: {folder}")
+    cines = sorted(folder.glob("*_4d.nii*"))
+    if not cines:
+        raise FileNotFoundError(f"{folder}: no *_4d.nii(.gz) cine found")
+    info_path = folder / "Info.cfg"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{folder}: no Info.cfg with the ED and ES frames")
+    info = _read_info(info_path)
+    try:
+        ed, es = int(info["ED"]) - 1, int(info["ES"]) - 1
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{info_path}: needs integer 'ED:' and 'ES:' lines; got {info}") from exc
+    labels = {}
+    for path in folder.glob("*_frame*_gt.nii*"):
+        match = re.search(r"_frame(\d+)_gt", path.name)
+        if match:
+            labels[int(match.group(1)) - 1] = path
+    cine = read_cine(cines[0], es=es, labels=labels)
+    if not 0 <= ed < cine.num_frames or not 0 <= es < cine.num_frames:
+        raise ValueError(f"{info_path}: ED {ed + 1} / ES {es + 1} outside the {cine.num_frames} frames")
+    return cine.with_ed_first(ed)
+
+
+def save_nifti(path, array, affine=None, *, spacing=None) -> Path:
+    """Write an array as NIfTI (written to a temporary name, then renamed: no partial files)."""
+    nib = _nibabel()
+    path = Path(path)
+    if affine is None:
+        diagonal = list(spacing or [])[:3]
+        affine = np.diag(diagonal + [1.0] * (4 - len(diagonal)))
+    image = nib.Nifti1Image(np.asarray(array), affine)
+    if spacing is not None:
+        image.header.set_zooms(tuple(spacing) + image.header.get_zooms()[len(spacing):])
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    tmp = path.with_name(path.name[: -len(suffix)] + ".partial" + suffix)
+    nib.save(image, str(tmp))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,75 @@
+"""Saving and loading models and training state. Checkpoints are plain tensors and containers,
+read with torch.load(weights_only=True): loading one runs no code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .motion_model import MotionModel
+
+FORMAT = "motionext-checkpoint"
+FORMAT_VERSION = 1
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "motionext_2d.pt"
+
+
+def atomic_save(obj, path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename: a kill at any moment leaves
+    either the old file or the new one, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def checkpoint_dict(model: MotionModel, **state) -> dict:
+    from .. import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "motionext_version": __version__,
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        **state,
+    }
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable motionext checkpoint: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a motionext checkpoint")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format {version} (written by motionext {data.get('motionext_version')}); "
+            f"this motionext reads format {FORMAT_VERSION}"
+        )
+    return data
+
+
+def load_model(path="pretrained", device="cpu") -> MotionModel:
+    """A trained model in eval mode, from a checkpoint path or "pretrained" (the bundled model)."""
+    path = PRETRAINED if str(path) == "pretrained" else Path(path)
+    data = read_checkpoint(path)
+    model = MotionModel(ModelConfig.from_dict(data["config"]))
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the weights do not fit the saved configuration: {exc}") from exc
+    model.source = str(path)
+    return model.to(device).eval()

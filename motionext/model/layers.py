@@ -1,0 +1,138 @@
+"""The three networks of the motion model: encoder q_w, temporal network p_g, decoder p_t."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+def _conv(ndim):
+    return nn.Conv2d if ndim == 2 else nn.Conv3d
+
+
+def _deconv(ndim):
+    return nn.ConvTranspose2d if ndim == 2 else nn.ConvTranspose3d
+
+
+class Encoder(nn.Module):
+    """q_w(z~_t | I_0, I_t): 4 convolutions with strides (2, 2, 2, 1), then dense layers giving
+    the mean and log-variance of z~_t."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        conv = _conv(config.ndim)
+        layers, channels = [], 2
+        for out, stride in zip(config.encoder_channels, (2, 2, 2, 1)):
+            layers += [conv(channels, out, 3, stride=stride, padding=1), nn.LeakyReLU(0.2)]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        flat = channels * math.prod(s // 8 for s in config.image_size)
+        self.mean = nn.Linear(flat, config.latent_dim)
+        self.log_var = nn.Linear(flat, config.latent_dim)
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
+        h = self.features(torch.cat([moving, fixed], dim=1)).flatten(1)
+        return self.mean(h), self.log_var(h)
+
+
+class TemporalNetwork(nn.Module):
+    """p_g: a non-causal temporal convolutional network over [z~_t, t/T]: dilated 1-D
+    convolutions (kernel 3, dilations 1, 2, 4, 8) with residual and skip connections; its output
+    is the motion matrix z (d x T)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d = config.latent_dim
+        self.kernel, self.dilations, self.cyclic = config.tcn_kernel, config.tcn_dilations, config.tcn_padding == "cyclic"
+        self.input = nn.Conv1d(d + 1, d, 1)
+        self.layers = nn.ModuleList(nn.Conv1d(d, d, config.tcn_kernel, dilation=k) for k in config.tcn_dilations)
+        self.output = nn.Conv1d(d, d, 1)
+
+    def forward(self, z_tilde: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """z_tilde (B, d, T), times (B, T) in [0, 1] -> z (B, d, T)."""
+        h = self.input(torch.cat([z_tilde, times.unsqueeze(1)], dim=1))
+        skip = torch.zeros_like(h)
+        for layer, dilation in zip(self.layers, self.dilations):
+            pad = dilation * (self.kernel - 1) // 2
+            padded = F.pad(h, (pad, pad), mode="circular" if self.cyclic and h.shape[-1] > pad else "constant")
+            out = F.leaky_relu(layer(padded), 0.2)
+            skip = skip + out
+            h = h + out
+        return self.output(skip)
+
+
+class Decoder(nn.Module):
+    """p_t(I_t | z_t, I_0) up to the velocity: a dense seed, 3 deconvolutions and 1 convolution,
+    with I_0 down-sampled and concatenated at every scale."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        conv, deconv = _conv(config.ndim), _deconv(config.ndim)
+        c = config.decoder_channels
+        self.seed_shape = (c[0],) + tuple(s // 8 for s in config.image_size)
+        self.seed = nn.Linear(config.latent_dim, math.prod(self.seed_shape))
+        self.up = nn.ModuleList(
+            deconv(c[i] + 1, c[i + 1], 4, stride=2, padding=1) for i in range(3)
+        )
+        self.velocity = conv(c[3] + 1, config.ndim, 3, padding=1)
+        # Start near the identity transform so early training is stable.
+        nn.init.normal_(self.velocity.weight, std=1e-5)
+        nn.init.zeros_(self.velocity.bias)
+
+    def forward(self, z: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """z (N, d), moving I_0 (N, 1, *S) -> velocity (N, ndim, *S) in voxels."""
+        h = F.leaky_relu(self.seed(z), 0.2).view(z.shape[0], *self.seed_shape)
+        for layer in self.up:
+            h = F.leaky_relu(layer(torch.cat([h, _resize(moving, h.shape[2:])], dim=1)), 0.2)
+        return self.velocity(torch.cat([h, moving], dim=1))
+
+
+def _resize(image: torch.Tensor, size) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(image, size) if image.dim() == 4 else F.adaptive_avg_pool3d(image, size)
+
+
+def gaussian_kernel1d(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def smooth_spatial(field: torch.Tensor, sigmas) -> torch.Tensor:
+    """Separable Gaussian smoothing of (N, C, *S) with one sigma (voxels) per spatial axis;
+    border-replicated so the field does not shrink toward zero at the image edge."""
+    ndim = field.dim() - 2
+    conv = (F.conv1d, F.conv2d, F.conv3d)[ndim - 1]
+    channels = field.shape[1]
+    for axis, sigma in enumerate(sigmas):
+        if sigma <= 0:
+            continue
+        kernel = gaussian_kernel1d(float(sigma), field.dtype, field.device)
+        radius = kernel.numel() // 2
+        shape = [1, 1] + [1] * ndim
+        shape[2 + axis] = kernel.numel()
+        weight = kernel.view(shape).expand(channels, *shape[1:]).contiguous()
+        pad = [0, 0] * ndim
+        pad[2 * (ndim - 1 - axis)] = pad[2 * (ndim - 1 - axis) + 1] = radius
+        field = conv(F.pad(field, pad, mode="replicate"), weight, groups=channels)
+    return field
+
+
+def smooth_temporal(sequence: torch.Tensor, sigma: float, cyclic: bool = False) -> torch.Tensor:
+    """Gaussian smoothing over dim 1 (time) of (B, T, ...)."""
+    if sigma <= 0 or sequence.shape[1] < 2:
+        return sequence
+    b, t = sequence.shape[:2]
+    kernel = gaussian_kernel1d(sigma, sequence.dtype, sequence.device)
+    radius = min(kernel.numel() // 2, t - 1)
+    kernel = kernel[kernel.numel() // 2 - radius : kernel.numel() // 2 + radius + 1]
+    kernel = kernel / kernel.sum()
+    flat = sequence.reshape(b, t, -1).transpose(1, 2).reshape(-1, 1, t)
+    flat = F.pad(flat, (radius, radius), mode="circular" if cyclic else "replicate")
+    flat = F.conv1d(flat, kernel.view(1, 1, -1))
+    return flat.reshape(b, -1, t).transpose(1, 2).reshape(sequence.shape)

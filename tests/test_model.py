@@ -1,0 +1,117 @@
+"""The motion model's modules, temporal dropout sampling, and learning on the phantom."""
+
+import numpy as np
+import pytest
+import torch
+
+from motionext.data import make_phantom
+from motionext.model import ModelConfig, MotionModel, motion_loss
+from motionext.model.layers import Decoder, Encoder, TemporalNetwork, smooth_spatial, smooth_temporal
+
+SMALL = dict(image_size=(32, 32), latent_dim=8, encoder_channels=(4, 8, 8, 2), decoder_channels=(8, 8, 8, 4))
+
+
+def _frames(t=6, size=(32, 32), seed=0):
+    return torch.from_numpy(make_phantom(t, size, seed=seed).frames)[None]
+
+
+def test_modules_shapes_and_gradients():
+    config = ModelConfig(**SMALL)
+    enc, tcn, dec = Encoder(config), TemporalNetwork(config), Decoder(config)
+    x = torch.rand(5, 1, 32, 32, requires_grad=True)
+    mean, log_var = enc(x, torch.rand(5, 1, 32, 32))
+    assert mean.shape == log_var.shape == (5, 8)
+    (mean.sum() + log_var.sum()).backward()
+    assert x.grad is not None and all(p.grad is not None for p in enc.parameters())
+    z = tcn(torch.randn(2, 8, 7, requires_grad=True), torch.rand(2, 7))
+    assert z.shape == (2, 8, 7)
+    z.sum().backward()
+    assert all(p.grad is not None for p in tcn.parameters())
+    v = dec(torch.randn(3, 8), torch.rand(3, 1, 32, 32))
+    assert v.shape == (3, 2, 32, 32)
+    v.sum().backward()
+    assert all(p.grad is not None for p in dec.parameters())
+
+
+def test_tcn_is_non_causal_and_cyclic_padding_wraps():
+    config = ModelConfig(**SMALL)
+    tcn = TemporalNetwork(config)
+    z, t = torch.randn(1, 8, 9), torch.linspace(0, 1, 9)[None]
+    base = tcn(z, t)
+    later = z.clone()
+    later[..., 8] += 5.0  # a change at the last step reaches earlier steps (non-causal)
+    assert not torch.allclose(tcn(later, t)[..., 6], base[..., 6])
+    cyclic = TemporalNetwork(ModelConfig(**SMALL, tcn_padding="cyclic"))
+    cyclic.load_state_dict(tcn.state_dict())
+    # same weights, different padding: the edges differ, the middle of a long sequence does not
+    long_z, long_t = torch.randn(1, 8, 64), torch.linspace(0, 1, 64)[None]
+    assert not torch.allclose(cyclic(long_z, long_t)[..., 0], tcn(long_z, long_t)[..., 0])
+    torch.testing.assert_close(cyclic(long_z, long_t)[..., 32], tcn(long_z, long_t)[..., 32])
+
+
+def test_model_forward_shapes_and_identity_start():
+    model = MotionModel(ModelConfig(**SMALL)).eval()
+    frames = _frames()
+    out = model(frames, (1.5, 1.5))
+    assert out["velocity"].shape == out["displacement"].shape == (1, 6, 2, 32, 32)
+    assert out["warped"].shape == frames.shape and out["z"].shape == (1, 6, 8)
+    assert out["displacement"].abs().max() < 1e-2  # the decoder starts near the identity
+    with pytest.raises(ValueError, match="spatial size"):
+        model(torch.rand(1, 6, 40, 40), (1.5, 1.5))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        model(torch.rand(1, 1, 32, 32), (1.5, 1.5))
+
+
+def test_temporal_dropout_replaces_chosen_steps_by_prior_samples():
+    model = MotionModel(ModelConfig(**SMALL)).train()
+    a, b = _frames(seed=0), _frames(seed=5)
+    mask = torch.tensor([[False, True, False, True, True, False]])
+    torch.manual_seed(0)
+    out_a = model(a, (1.5, 1.5), sample=False, tds_mask=mask)
+    torch.manual_seed(0)
+    out_b = model(b, (1.5, 1.5), sample=False, tds_mask=mask)
+    kept = ~mask[0]
+    torch.testing.assert_close(out_a["z_tilde"][0, kept], out_a["mean"][0, kept])  # posterior where kept
+    assert not torch.allclose(out_a["z_tilde"][0, mask[0]], out_a["mean"][0, mask[0]])
+    # where dropped, z~ is a prior draw: it does not depend on the images
+    torch.testing.assert_close(out_a["z_tilde"][0, mask[0]], out_b["z_tilde"][0, mask[0]])
+    # the default mask drops about tds_probability of the steps in training, none in eval
+    torch.manual_seed(1)
+    drops = torch.stack([model(a, (1.5, 1.5))["tds_mask"] for _ in range(30)]).float().mean()
+    assert 0.35 < drops < 0.65
+    assert not model.eval()(a, (1.5, 1.5))["tds_mask"].any()
+
+
+def test_smoothing_preserves_constants():
+    field = torch.full((2, 2, 16, 16), 3.0)
+    torch.testing.assert_close(smooth_spatial(field, (2.0, 1.0)), field)
+    seq = torch.full((1, 5, 2, 4, 4), -1.0)
+    torch.testing.assert_close(smooth_temporal(seq, 1.5), seq)
+
+
+def test_loss_decreases_on_the_phantom():
+    torch.manual_seed(0)
+    model = MotionModel(ModelConfig(**SMALL, tds_probability=0.0)).train()
+    frames = _frames(t=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(50):
+        out = model(frames, (1.5, 1.5))
+        terms = motion_loss(model, frames, out)
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        losses.append(float(terms["recon"].detach()))
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+    assert all(np.isfinite(losses))
+
+
+def test_config_round_trip_and_validation():
+    config = ModelConfig(**SMALL)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ModelConfig(image_size=(30, 32))
+    with pytest.raises(ValueError, match="unknown settings"):
+        ModelConfig.from_dict({"lattent_dim": 3})
+    with pytest.raises(ValueError, match="tcn_padding"):
+        ModelConfig(tcn_padding="reflect")

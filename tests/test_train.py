@@ -1,0 +1,117 @@
+"""Training runs: checkpoints, resuming (also after a kill), logs, the CLI and its errors, and
+loading models safely."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from motionext import load_model
+from motionext.cli import main as cli
+from motionext.model.io import FORMAT_VERSION, read_checkpoint
+from motionext.train import TrainConfig, train
+
+TINY_MODEL = {"latent_dim": 8, "encoder_channels": [4, 8, 8, 2], "decoder_channels": [8, 8, 8, 4]}
+
+
+def _config(out, **kw):
+    base = dict(data="phantom", out=str(out), steps=6, size=(32, 32), phantom_subjects=3, val_every=3,
+                checkpoint_every=2, model=TINY_MODEL, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def _params(path):
+    return read_checkpoint(path)["model"]
+
+
+def test_interrupted_run_resumes_to_the_same_state(tmp_path):
+    full = _config(tmp_path / "full")
+    train(full, progress=False)
+    part = _config(tmp_path / "part")
+    train(part, progress=False, stop_after=4)  # as if killed after the checkpoint at step 4
+    assert read_checkpoint(tmp_path / "part" / "checkpoint.pt")["step"] == 4
+    train(part, resume=True, progress=False)
+    a, b = _params(tmp_path / "full" / "model.pt"), _params(tmp_path / "part" / "model.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    with open(tmp_path / "part" / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    config = json.loads((tmp_path / "part" / "config.json").read_text())
+    assert config["model"]["latent_dim"] == 8 and config["train"]["steps"] == 6
+
+
+def test_kill_during_training_leaves_a_usable_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    code = (
+        "from motionext.train import TrainConfig, train;"
+        f"train(TrainConfig(data='phantom', out={str(out)!r}, steps=500, size=(32, 32), phantom_subjects=2,"
+        f" val_every=1000, checkpoint_every=1, model={TINY_MODEL!r}), progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it write a few more checkpoints; the kill lands at any moment
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = read_checkpoint(out / "checkpoint.pt")["step"]
+    assert step >= 1
+    row = train(_config(out, steps=step + 2, phantom_subjects=2, val_every=1000, checkpoint_every=1,
+                        seed=0), resume=True, progress=False)
+    assert row["step"] == step + 2
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train(_config(tmp_path, steps=2), progress=False)
+    with pytest.raises(ValueError, match="different settings"):
+        train(_config(tmp_path, steps=4, lr=1e-3), resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_config(tmp_path / "empty"), resume=True, progress=False)
+
+
+def test_load_model_checks_what_it_reads(tmp_path):
+    train(_config(tmp_path, steps=2), progress=False)
+    model = load_model(tmp_path / "model.pt")
+    assert not model.training and model.config.latent_dim == 8
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state["format_version"] = FORMAT_VERSION + 1
+    torch.save(state, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="checkpoint format"):
+        load_model(tmp_path / "future.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a motionext checkpoint"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_cli_train_and_errors(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = cli(["train", "--data", "sample", "--out", str(out), "--steps", "2", "--size", "32", "32",
+              "--model", json.dumps(TINY_MODEL), "--quiet", "--val-every", "1"])
+    assert rc == 0 and (out / "model.pt").exists() and (out / "log.csv").exists()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+    assert cli(["train", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--steps", "1", "--quiet"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli(["train", "--data", str(tmp_path / "empty"), "--out", str(out), "--steps", "1", "--quiet"]) == 2
+    assert "no NIfTI cines" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["train", "--steps", "many"])
+
+
+def test_command_line_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "motionext.cli", "info"], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).parent)
+    assert result.returncode == 0, result.stderr
+    assert "compiled" in json.loads(result.stdout)
