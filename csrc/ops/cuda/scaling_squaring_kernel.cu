@@ -1,18 +1,13 @@
-// motionext::scaling_squaring on CUDA: one launch per squaring step, forward and backward.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/ops/empty.h>
+// motionext::scaling_squaring on CUDA: one launch per squaring step, forward and backward; the
+// host logic is in ../scaling_squaring_driver.h.
 #include <torch/library.h>
 
-#include "../checks.h"
-#include "../ops.h"
+#include "../scaling_squaring_driver.h"
 #include "launch.cuh"
 #include "motionext/scaling_squaring.h"
 
 namespace motionext {
 namespace {
-
-constexpr const char* kOp = "motionext.scaling_squaring";
 
 template <int NDIM, typename T, typename field_t>
 __global__ void step_kernel(const field_t* field, T scale, T* u_next, int64_t batch, Grid<NDIM> grid,
@@ -37,82 +32,30 @@ __global__ void step_backward_kernel(const field_t* field, T scale, const T* g_n
                                    voxel, index, padding, cuda::AtomicAdd());
 }
 
-template <int NDIM, typename T, typename field_t>
-void launch_step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
-  step_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
-      field, scale, u_next, batch, grid, padding);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
+struct CudaSquaring {
+  using Guard = c10::cuda::CUDAGuard;
 
-template <int NDIM, typename T, typename field_t>
-void launch_step_backward(const field_t* field, T scale, const T* g_next, at::Tensor& grad, int64_t batch,
-                          const Grid<NDIM>& grid, Padding padding) {
-  grad.zero_();
-  step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
-      field, scale, g_next, grad.mutable_data_ptr<T>(), batch, grid, padding);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
+  template <int NDIM, typename T, typename field_t>
+  static void step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
+    step_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
+        field, scale, u_next, batch, grid, padding);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
 
-std::tuple<at::Tensor, at::Tensor> scaling_squaring_cuda(const at::Tensor& velocity_in, int64_t steps,
-                                                         c10::string_view padding_name, bool keep_trajectory) {
-  check_scaling_squaring_args(velocity_in, steps);
-  const Padding padding = parse_padding(kOp, padding_name);
-  const c10::cuda::CUDAGuard guard(velocity_in.device());
-  const at::Tensor velocity = velocity_in.contiguous();
-  const auto options = velocity.options().dtype(at::toOpMathType(velocity.scalar_type()));
-  at::Tensor trajectory = at::empty(trajectory_shape(velocity, keep_trajectory ? steps - 1 : 0), options);
-  at::Tensor out = at::empty(velocity.sizes(), options);
-  at::Tensor spare = keep_trajectory || steps < 2 ? at::Tensor() : at::empty(velocity.sizes(), options);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_ss_cuda", [&] {
-    using T = at::opmath_type<scalar_t>;
-    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
-      const auto grid = make_grid<NDIM>(velocity);
-      const int64_t batch = velocity.size(0);
-      auto target = [&](int64_t k) -> T* {
-        if (k + 1 == steps) return out.mutable_data_ptr<T>();
-        if (keep_trajectory) return trajectory[k].mutable_data_ptr<T>();
-        return ((steps - 1 - k) % 2 == 0 ? out : spare).mutable_data_ptr<T>();
-      };
-      launch_step<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps), target(0), batch, grid,
-                           padding);
-      for (int64_t k = 1; k < steps; ++k) launch_step<NDIM, T>(target(k - 1), T(1), target(k), batch, grid, padding);
-    });
-  });
-  return {out.to(velocity.scalar_type()), trajectory};
-}
-
-at::Tensor scaling_squaring_backward_cuda(const at::Tensor& grad_output, const at::Tensor& velocity_in,
-                                          const at::Tensor& trajectory_in, int64_t steps,
-                                          c10::string_view padding_name) {
-  check_scaling_squaring_backward_args(grad_output, velocity_in, trajectory_in, steps);
-  const Padding padding = parse_padding(kOp, padding_name);
-  const c10::cuda::CUDAGuard guard(velocity_in.device());
-  const at::Tensor velocity = velocity_in.contiguous(), trajectory = trajectory_in.contiguous();
-  at::Tensor g_next = grad_output.to(trajectory.scalar_type()).contiguous();
-  if (g_next.is_same(grad_output)) g_next = g_next.clone();
-  at::Tensor grad = at::empty(grad_output.sizes(), g_next.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_ss_backward_cuda", [&] {
-    using T = at::opmath_type<scalar_t>;
-    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
-      const auto grid = make_grid<NDIM>(velocity);
-      const int64_t batch = velocity.size(0);
-      for (int64_t k = steps - 1; k >= 1; --k) {
-        launch_step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1), g_next.const_data_ptr<T>(), grad,
-                                      batch, grid, padding);
-        std::swap(grad, g_next);
-      }
-      launch_step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
-                                    g_next.const_data_ptr<T>(), grad, batch, grid, padding);
-    });
-  });
-  return grad.div_(static_cast<double>(int64_t{1} << steps)).to(velocity.scalar_type());
-}
+  template <int NDIM, typename T, typename field_t>
+  static void step_backward(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
+                            const Grid<NDIM>& grid, Padding padding) {
+    step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
+        field, scale, g_next, grad, batch, grid, padding);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(motionext, CUDA, m) {
-  m.impl("scaling_squaring", &scaling_squaring_cuda);
-  m.impl("scaling_squaring_backward", &scaling_squaring_backward_cuda);
+  m.impl("scaling_squaring", &scaling_squaring_forward<CudaSquaring>);
+  m.impl("scaling_squaring_backward", &scaling_squaring_backward<CudaSquaring>);
 }
 
 }  // namespace motionext

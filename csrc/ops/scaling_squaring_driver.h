@@ -1,0 +1,89 @@
+// Host side of scaling-and-squaring shared by the CPU and CUDA implementations: buffers, the
+// order of the steps, the kept trajectory and the reverse walk of the backward pass. A Backend
+// supplies one squaring step, its adjoint, and a device guard:
+//   Backend::Guard(device)
+//   Backend::step<NDIM, T>(field, scale, u_next, batch, grid, padding)
+//   Backend::step_backward<NDIM, T>(field, scale, g_next, grad (zeroed), batch, grid, padding)
+// where the step reads u = scale * field.
+#pragma once
+
+#include <tuple>
+#include <utility>
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include "checks.h"
+#include "ops.h"
+
+namespace motionext {
+
+template <typename Backend>
+std::tuple<at::Tensor, at::Tensor> scaling_squaring_forward(const at::Tensor& velocity_in, int64_t steps,
+                                                            c10::string_view padding_name, bool keep_trajectory) {
+  check_scaling_squaring_args(velocity_in, steps);
+  const Padding padding = parse_padding("motionext.scaling_squaring", padding_name);
+  const typename Backend::Guard guard(velocity_in.device());
+  const at::Tensor velocity = velocity_in.contiguous();
+  const auto options = velocity.options().dtype(at::toOpMathType(velocity.scalar_type()));
+  // The trajectory holds u_1 .. u_{steps-1}; u_0 = v / 2^steps is read from the velocity.
+  at::Tensor trajectory = at::empty(trajectory_shape(velocity, keep_trajectory ? steps - 1 : 0), options);
+  at::Tensor out = at::empty(velocity.sizes(), options);
+  at::Tensor spare = keep_trajectory || steps < 2 ? at::Tensor() : at::empty(velocity.sizes(), options);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_scaling_squaring", [&] {
+    using T = at::opmath_type<scalar_t>;
+    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
+      const auto grid = make_grid<NDIM>(velocity);
+      const int64_t batch = velocity.size(0);
+      // Step k writes trajectory slot k, or alternates between `out` and `spare` so that the
+      // last step lands in `out`.
+      auto target = [&](int64_t k) -> T* {
+        if (k + 1 == steps) return out.mutable_data_ptr<T>();
+        if (keep_trajectory) return trajectory[k].mutable_data_ptr<T>();
+        return ((steps - 1 - k) % 2 == 0 ? out : spare).mutable_data_ptr<T>();
+      };
+      Backend::template step<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps), target(0),
+                                      batch, grid, padding);
+      for (int64_t k = 1; k < steps; ++k) {
+        Backend::template step<NDIM, T>(target(k - 1), T(1), target(k), batch, grid, padding);
+      }
+    });
+  });
+  return {out.to(velocity.scalar_type()), trajectory};
+}
+
+template <typename Backend>
+at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Tensor& velocity_in,
+                                     const at::Tensor& trajectory_in, int64_t steps, c10::string_view padding_name) {
+  check_scaling_squaring_backward_args(grad_output, velocity_in, trajectory_in, steps);
+  const Padding padding = parse_padding("motionext.scaling_squaring", padding_name);
+  const typename Backend::Guard guard(velocity_in.device());
+  const at::Tensor velocity = velocity_in.contiguous(), trajectory = trajectory_in.contiguous();
+  at::Tensor g_next = grad_output.to(trajectory.scalar_type()).contiguous();
+  if (g_next.is_same(grad_output)) g_next = g_next.clone();  // never write into the caller's tensor
+  at::Tensor grad = at::empty(grad_output.sizes(), g_next.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_scaling_squaring_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
+      const auto grid = make_grid<NDIM>(velocity);
+      const int64_t batch = velocity.size(0);
+      for (int64_t k = steps - 1; k >= 1; --k) {
+        grad.zero_();
+        Backend::template step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1),
+                                                 g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
+                                                 padding);
+        std::swap(grad, g_next);
+      }
+      grad.zero_();
+      Backend::template step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
+                                               g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
+                                               padding);
+    });
+  });
+  // u_0 = v / 2^steps
+  return grad.div_(static_cast<double>(int64_t{1} << steps)).to(velocity.scalar_type());
+}
+
+}  // namespace motionext
