@@ -170,3 +170,26 @@ def test_augmentation_moves_every_frame_alike():
     # axis: rows 10..20 move to rows 4..14, columns stay
     shifted, _ = apply_affine(labels.float(), np.array([[1, 0, 0.25], [0, 1, 0]], np.float32))
     assert shifted[0, 4:14, 10:30].mean() > 0.9 and shifted[0, 16:20].sum() == 0
+
+
+def test_training_sources_from_files_folders_and_acdc_trees(tmp_path):
+    from motionext.data.sources import load_sequences
+
+    rng = np.random.default_rng(0)
+    cines = tmp_path / "cines"
+    cines.mkdir()
+    _save(cines / "a.nii.gz", rng.random((40, 36, 2, 5)).astype(np.float32), (2.0, 2.0, 8.0, 40.0))  # 2 slices
+    _save(cines / "b.nii.gz", rng.random((40, 36, 6)).astype(np.float32), (2.0, 2.0, 40.0))  # 1 slice
+    sequences = load_sequences(str(cines), spacing=2.0, size=(32, 32))
+    assert len(sequences) == 3 and all(s.frames.shape[1:] == (32, 32) for s in sequences)
+    assert len(load_sequences(str(cines / "a.nii.gz"), spacing=2.0, size=(32, 32))) == 2
+    tree = tmp_path / "acdc"
+    for name in ("patient001", "patient002"):
+        folder = tree / name
+        folder.mkdir(parents=True)
+        _save(folder / f"{name}_4d.nii.gz", rng.random((20, 20, 3, 6)).astype(np.float32), (1.5, 1.5, 10.0, 40.0))
+        (folder / "Info.cfg").write_text("ED: 2\nES: 5\n")
+    sequences = load_sequences(str(tree), spacing=1.5, size=(16, 16))
+    assert len(sequences) == 6 and all(s.es == 3 for s in sequences)
+    mixed = load_sequences("sample+" + str(cines / "a.nii.gz"), spacing=2.0, size=(32, 32))
+    assert len(mixed) == 3 + 2

@@ -115,3 +115,23 @@ def test_config_round_trip_and_validation():
         ModelConfig.from_dict({"lattent_dim": 3})
     with pytest.raises(ValueError, match="tcn_padding"):
         ModelConfig(tcn_padding="reflect")
+
+
+def test_a_3d_phantom_trains_with_the_same_code():
+    torch.manual_seed(0)
+    config = ModelConfig(ndim=3, image_size=(16, 16, 8), latent_dim=8, encoder_channels=(4, 8, 8, 2),
+                         decoder_channels=(8, 8, 8, 4), tds_probability=0.0, lncc_window=5)
+    model = MotionModel(config).train()
+    p = make_phantom(5, (16, 16, 8), seed=2, slice_spacing=3.0)
+    frames = torch.from_numpy(p.frames)[None]
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(25):
+        out = model(frames, p.spacing)
+        assert out["displacement"].shape == (1, 5, 3, 16, 16, 8)
+        terms = motion_loss(model, frames, out)
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        optimizer.step()
+        losses.append(float(terms["recon"].detach()))
+    assert np.mean(losses[-3:]) < 0.95 * np.mean(losses[:3])
