@@ -14,7 +14,7 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja numpy \
-		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3" "nibabel>=4" "tqdm>=4.60" scipy
+		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3" "nibabel>=4" "tqdm>=4.60" scipy matplotlib
 	touch $@
 
 setup: $(VENV)/.deps
@@ -25,11 +25,13 @@ build: setup
 test: build
 	cd tests && MOTIONEXT_REQUIRE_COMPILED=1 ../$(PY) -m pytest -q -p no:cacheprovider .
 
-# The main job until the motion model lands: compiled kernels vs the pure-PyTorch layers.
+# The main job: the pretrained model on the embedded data (outputs in ./motionext-demo).
 demo: build
-	$(PY) benchmarks/compare.py
+	$(VENV)/bin/motionext demo --out motionext-demo
 
+# Compiled kernels vs the pure-PyTorch layers, side by side; then the pytest-benchmark suite.
 bench: build
+	$(PY) benchmarks/compare.py
 	$(PY) -m pytest benchmarks -q --benchmark-columns=median,iqr,ops --benchmark-sort=name
 
 clean:

@@ -22,6 +22,13 @@ def _train(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from .motion.demo import run_demo
+
+    run_demo(args.out, args.model)
+    return 0
+
+
 def _info(args) -> int:
     from . import __version__, ops
 
@@ -55,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
+
+    p = verbs.add_parser("demo", help="the pretrained model on the embedded data, with outputs and figures",
+                         description="Track, sample, transport and reconstruct on the bundled Sunnybrook slice "
+                                     "and a held-out phantom subject with the pretrained model; write NIfTI, "
+                                     ".npy, CSV and figures to OUT and print a summary table.")
+    p.add_argument("--out", default="motionext-demo", help="output folder")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or 'pretrained'")
+    p.set_defaults(run=_demo)
 
     p = verbs.add_parser("info", help="versions and how the kernels were built")
     p.set_defaults(run=_info)

@@ -1,0 +1,6 @@
+"""Uses of a trained motion model: tracking, motion compensation, transport, sampling and
+reconstruction (temporal super-resolution)."""
+
+from .api import Sampling, Tracking, compensate, frame_subset, reconstruct, sample, track, transport
+
+__all__ = ["track", "compensate", "transport", "sample", "reconstruct", "frame_subset", "Tracking", "Sampling"]

@@ -1,0 +1,154 @@
+"""What users do with a trained motion model: track, compensate, transport, sample, reconstruct.
+
+Every function takes a model from :func:`motionext.load_model` and frames with ED first, as a
+(T, *S) array/tensor on the model's grid, a Cine or a NIfTI path. Displacements are in voxels
+and map frame-t coordinates to ED: ``warp(ED, displacements[t]) ≈ frame t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import ops
+from ..model.motion_model import normalized_times
+from .inputs import as_sequence
+
+
+@dataclass
+class Tracking:
+    displacements: torch.Tensor   # (T, ndim, *S) voxels
+    velocities: torch.Tensor      # (T, ndim, *S)
+    warped: torch.Tensor          # (T, *S): ED moved to every frame
+    labels: torch.Tensor | None   # (T, *S): ED labels moved to every frame, if given
+    z: torch.Tensor               # (T, d): the motion matrix
+    spacing: tuple
+    frames: torch.Tensor          # (T, *S) the normalised input
+    cine: object = None           # the preprocessed Cine when the input was read (its geometry)
+
+
+def _posterior(model, frames: torch.Tensor):
+    mean, _ = model.encode(frames[None])
+    return mean  # (1, T, d)
+
+
+def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing):
+    velocity = model.decode(z, ed[None], spacing)
+    return velocity, model.exponentiate(velocity)
+
+
+@torch.no_grad()
+def track(model, frames, *, spacing=None, labels=None) -> Tracking:
+    """Register every frame to ED; propagate ED `labels` (*S) to every frame when given.
+    Two frames (ED, ES) make a plain pairwise registration."""
+    seq = as_sequence(model, frames, spacing)
+    if labels is None and seq.cine is not None and 0 in seq.cine.labels:
+        labels = seq.cine.labels[0]  # a Cine's own ED labels, on the model's grid
+    if labels is not None:
+        labels = torch.as_tensor(np.asarray(labels))
+        if tuple(labels.shape) != tuple(seq.frames.shape[1:]):
+            raise ValueError(f"track: labels of shape {tuple(labels.shape)} do not match the frames {tuple(seq.frames.shape[1:])}")
+    z = model.motion_matrix(_posterior(model, seq.frames), normalized_times(seq.frames.shape[0]))
+    velocity, displacement = _decode(model, z, seq.frames[0], seq.spacing)
+    warped = model.warp_frames(seq.frames[:1], displacement)[0]
+    moved = None
+    if labels is not None:
+        moved = model.warp_frames(labels[None].float(), displacement, mode="nearest")[0].round().to(labels.dtype)
+    return Tracking(displacement[0], velocity[0], warped, moved, z[0], seq.spacing, seq.frames, seq.cine)
+
+
+@torch.no_grad()
+def compensate(model, frames, *, spacing=None) -> torch.Tensor:
+    """Every frame warped back onto ED with the inverse deformation exp(-v): (T, *S)."""
+    result = track(model, frames, spacing=spacing)
+    inverse = model.exponentiate(-result.velocities[None])[0]
+    return ops.warp(result.frames[:, None], inverse)[:, 0]
+
+
+@torch.no_grad()
+def transport(model, source, target_ed, *, spacing=None) -> Tracking:
+    """Subject A's motion (its motion matrix) applied to subject B's ED frame: a simulated
+    sequence of B with A's motion. `source` is A's sequence, `target_ed` B's ED frame (*S)."""
+    a = as_sequence(model, source, spacing, what="transport source")
+    target = np.asarray(target_ed.detach().cpu() if isinstance(target_ed, torch.Tensor) else target_ed)
+    b = as_sequence(model, np.stack([target, target]), spacing, what="transport target ED frame")
+    z = model.motion_matrix(_posterior(model, a.frames), normalized_times(a.frames.shape[0]))
+    velocity, displacement = _decode(model, z, b.frames[0], b.spacing)
+    warped = model.warp_frames(b.frames[:1], displacement)[0]
+    return Tracking(displacement[0], velocity[0], warped, None, z[0], b.spacing, b.frames[:1])
+
+
+@dataclass
+class Sampling:
+    frames: torch.Tensor        # (N, T, *S) simulated sequences
+    displacements: torch.Tensor # (N, T, ndim, *S)
+    uncertainty: torch.Tensor   # (T, *S): per-voxel std of the displacement (magnitude, voxels) across samples
+    z: torch.Tensor             # (N, T, d)
+
+
+@torch.no_grad()
+def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spacing=None, seed: int | None = None) -> Sampling:
+    """Simulate sequences from an ED frame alone: every z~_t drawn from the prior N(0, I)."""
+    if num_frames < 2 or num_samples < 1:
+        raise ValueError(f"sample: need num_frames >= 2 and num_samples >= 1; got {num_frames}, {num_samples}")
+    ed = np.asarray(ed_frame.detach().cpu() if isinstance(ed_frame, torch.Tensor) else ed_frame)
+    seq = as_sequence(model, np.stack([ed, ed]), spacing, what="sample ED frame")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
+    z = model.motion_matrix(z_tilde, normalized_times(num_frames, num_samples))
+    ed_batch = seq.frames[:1].expand(num_samples, *seq.frames.shape[1:])
+    velocity = model.decode(z, ed_batch, seq.spacing)
+    displacement = model.exponentiate(velocity)
+    frames = model.warp_frames(ed_batch, displacement)
+    magnitude = displacement.pow(2).sum(2).sqrt()
+    return Sampling(frames, displacement, magnitude.std(0, unbiased=False), z)
+
+
+def frame_subset(num_frames: int, *, every: int | None = None, first: int | None = None, frames=None) -> list:
+    """The frame indices a reconstruction is given: every k-th, the first n, or an explicit list.
+    ED (0) is always included."""
+    if sum(x is not None for x in (every, first, frames)) > 1:
+        raise ValueError("choose one of every, first or frames")
+    if every is not None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1; got {every}")
+        chosen = list(range(0, num_frames, every))
+    elif first is not None:
+        chosen = list(range(min(max(first, 1), num_frames)))
+    elif frames is not None:
+        chosen = sorted({0, *[int(f) for f in frames]})
+        bad = [f for f in chosen if not 0 <= f < num_frames]
+        if bad:
+            raise ValueError(f"frames {bad} are outside 0..{num_frames - 1}")
+    else:
+        chosen = [0]
+    return sorted(set(chosen) | {0})
+
+
+@torch.no_grad()
+def reconstruct(model, frames, given, *, times=None, spacing=None) -> Tracking:
+    """The full sequence from a subset of its frames (`given`: indices, ED always included).
+    The missing frames' z~_t are the prior mean; the temporal network fills them in from the
+    given ones. `times` (normalised, in [0, 1)) asks for arbitrary instants instead of the frames
+    (temporal super-resolution); the given frames keep their times t/T."""
+    seq = as_sequence(model, frames, spacing)
+    t = seq.frames.shape[0]
+    given = frame_subset(t, frames=given)
+    posterior = _posterior(model, seq.frames)[0]
+    frame_times = torch.arange(t, dtype=torch.float32) / t
+    query = frame_times if times is None else torch.as_tensor(times, dtype=torch.float32).flatten()
+    if query.numel() == 0 or (query < 0).any() or (query >= 1).any():
+        raise ValueError(f"reconstruct: times must be in [0, 1); got {query.tolist()}")
+    # One sequence over the distinct instants (given frames and queries) in time order; the given
+    # frames carry their posterior, every other instant the prior mean.
+    instants = torch.unique(torch.cat([frame_times[given], query]))
+    z_tilde = torch.zeros(instants.numel(), model.config.latent_dim)
+    for g in given:
+        z_tilde[torch.isclose(instants, frame_times[g])] = posterior[g]
+    z_all = model.motion_matrix(z_tilde[None], instants[None])[0]
+    z = z_all[[int(torch.isclose(instants, q).nonzero()[0]) for q in query]]
+    velocity, displacement = _decode(model, z[None], seq.frames[0], seq.spacing)
+    warped = model.warp_frames(seq.frames[:1], displacement)[0]
+    return Tracking(displacement[0], velocity[0], warped, None, z, seq.spacing, seq.frames)

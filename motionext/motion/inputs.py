@@ -1,0 +1,52 @@
+"""Turning what a user hands the motion API (an array, a tensor, a Cine or a NIfTI path) into the
+model's input: a (T, *S) float32 tensor on the model's grid, intensities normalised as in training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.cine import Cine
+from ..data.preprocess import normalize_intensity, preprocess
+
+
+@dataclass
+class Sequence:
+    frames: torch.Tensor   # (T, *S) float32 in [0, 1], ED first
+    spacing: tuple         # mm per axis
+    cine: Cine | None      # the preprocessed cine (geometry for writing outputs), if one was read
+
+
+def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str = "frames") -> Sequence:
+    """(T, *S) array/tensor with ED first, a Cine, or a path to a NIfTI cine (preprocessed to the
+    model's grid at the spacing it was trained for)."""
+    size = model.config.image_size
+    cine = None
+    if isinstance(frames, (str, Path)):
+        from ..data.nifti import read_cine
+
+        frames = read_cine(frames)
+    if isinstance(frames, Cine):
+        if frames.ndim != model.config.ndim:
+            if frames.ndim == 3 and model.config.ndim == 2:
+                raise ValueError(f"{what}: {frames.name} is a 3D cine and the model is 2D; pass cine.slice(k)")
+            raise ValueError(f"{what}: a {frames.ndim}D cine does not fit a {model.config.ndim}D model")
+        cine = preprocess(frames, spacing=1.5 if spacing is None else spacing, size=size[:2])
+        frames, spacing = cine.frames, cine.spacing
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.ndim != model.config.ndim + 1:
+        raise ValueError(f"{what}: expected (T, {', '.join(map(str, size))}) with ED first; got shape {array.shape}")
+    if array.shape[0] < min_frames:
+        raise ValueError(f"{what}: need at least {min_frames} frame(s); got {array.shape[0]}")
+    if tuple(array.shape[1:]) != size:
+        raise ValueError(
+            f"{what}: frames of size {tuple(array.shape[1:])} do not match the model's {size}; "
+            "pass a Cine or NIfTI path (preprocessed automatically) or use motionext.data.preprocess"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what}: frames contain NaN or Inf")
+    spacing = tuple(float(s) for s in (spacing if spacing is not None else (1.5,) * model.config.ndim))
+    return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine)

@@ -1,0 +1,145 @@
+"""The uses of a trained model, end to end on small phantom data, with their bad inputs; the
+NIfTI outputs; and the demo."""
+
+import numpy as np
+import pytest
+import torch
+
+nib = pytest.importorskip("nibabel")
+
+from motionext import motion  # noqa: E402
+from motionext.data import make_phantom  # noqa: E402
+from motionext.model import ModelConfig, MotionModel  # noqa: E402
+from motionext.motion.baselines import interpolate_velocities  # noqa: E402
+from motionext.motion.outputs import save_displacements, save_sequence  # noqa: E402
+
+SMALL = dict(image_size=(32, 32), latent_dim=8, encoder_channels=(4, 8, 8, 2), decoder_channels=(8, 8, 8, 4))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = MotionModel(ModelConfig(**SMALL)).eval()
+    with torch.no_grad():  # visible motion, so the checks below are not about zero fields
+        m.decoder.velocity.weight.normal_(std=0.05)
+    return m
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(8, (32, 32), seed=7)
+
+
+def test_track_shapes_labels_and_two_frame_registration(model, phantom):
+    r = motion.track(model, phantom.frames, spacing=phantom.spacing, labels=phantom.labels[0])
+    assert r.displacements.shape == (8, 2, 32, 32) and r.warped.shape == (8, 32, 32) and r.z.shape == (8, 8)
+    assert r.labels.dtype == torch.uint8 and set(r.labels.unique().tolist()) <= {0, 1, 2, 3}
+    torch.testing.assert_close(r.warped, model.warp_frames(r.frames[:1], r.displacements[None])[0])
+    pair = motion.track(model, phantom.frames[[0, phantom.es]], spacing=phantom.spacing)
+    assert pair.displacements.shape == (2, 2, 32, 32)
+
+
+def test_compensate_inverts_the_tracked_motion(model, phantom):
+    frames = torch.from_numpy(phantom.frames)
+    compensated = motion.compensate(model, frames, spacing=phantom.spacing)
+    assert compensated.shape == frames.shape and torch.isfinite(compensated).all()
+    r = motion.track(model, frames, spacing=phantom.spacing)
+    inverse = model.exponentiate(-r.velocities[None])[0]
+    torch.testing.assert_close(compensated, motion.api.ops.warp(r.frames[:, None], inverse)[:, 0])
+    # exp(-v) inverts exp(v): u(x) + u_inv(x + u(x)) is small next to u
+    u = r.displacements
+    composed = u + motion.api.ops.warp(inverse, u)
+    assert u[1:].abs().mean() > 1e-3
+    assert composed[1:].abs().mean() < 0.1 * u[1:].abs().mean()
+
+
+def test_transport_and_sample(model, phantom):
+    other = make_phantom(6, (32, 32), seed=8)
+    moved = motion.transport(model, phantom.frames, other.frames[0], spacing=phantom.spacing)
+    assert moved.warped.shape == (8, 32, 32)
+    torch.testing.assert_close(moved.z, motion.track(model, phantom.frames, spacing=phantom.spacing).z)
+    s = motion.sample(model, other.frames[0], num_frames=5, num_samples=3, seed=1)
+    assert s.frames.shape == (3, 5, 32, 32) and s.uncertainty.shape == (5, 32, 32) and (s.uncertainty >= 0).all()
+    again = motion.sample(model, other.frames[0], num_frames=5, num_samples=3, seed=1)
+    torch.testing.assert_close(s.frames, again.frames)
+
+
+def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
+    assert motion.frame_subset(8, every=3) == [0, 3, 6]
+    assert motion.frame_subset(8, first=3) == [0, 1, 2]
+    assert motion.frame_subset(8, frames=[5]) == [0, 5]
+    assert motion.frame_subset(8) == [0]
+    full = motion.reconstruct(model, phantom.frames, list(range(8)), spacing=phantom.spacing)
+    tracked = motion.track(model, phantom.frames, spacing=phantom.spacing)
+    torch.testing.assert_close(full.displacements, tracked.displacements, atol=1e-5, rtol=1e-4)  # all given = tracking
+    some = motion.reconstruct(model, phantom.frames, [0, 4], spacing=phantom.spacing)
+    assert some.displacements.shape == (8, 2, 32, 32)
+    superres = motion.reconstruct(model, phantom.frames, [0, 2, 4, 6], times=[0.05, 0.3, 0.9])
+    assert superres.displacements.shape == (3, 2, 32, 32) and superres.z.shape == (3, 8)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, p: motion.track(m, p.frames[:, :16]), "do not match the model"),
+        (lambda m, p: motion.track(m, p.frames[0]), "expected (T, 32, 32)"),
+        (lambda m, p: motion.track(m, p.frames[:1]), "at least 2 frame"),
+        (lambda m, p: motion.track(m, np.full_like(p.frames, np.nan)), "NaN"),
+        (lambda m, p: motion.track(m, p.frames, labels=p.labels[0][:10]), "labels of shape"),
+        (lambda m, p: motion.track(m, "/nonexistent/cine.nii.gz"), "no such NIfTI"),
+        (lambda m, p: motion.transport(m, p.frames, p.frames[0][:, :20]), "transport target"),
+        (lambda m, p: motion.sample(m, p.frames[0], num_frames=1), "num_frames"),
+        (lambda m, p: motion.reconstruct(m, p.frames, [0, 9]), "outside 0..7"),
+        (lambda m, p: motion.reconstruct(m, p.frames, [0], times=[1.5]), "times must be in [0, 1)"),
+        (lambda m, p: motion.frame_subset(8, every=0), "every"),
+        (lambda m, p: motion.frame_subset(8, every=2, first=3), "one of"),
+    ],
+)
+def test_bad_inputs(model, phantom, call, message):
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        call(model, phantom)
+    assert message in str(info.value)
+
+
+def test_velocity_interpolation_baselines():
+    v = torch.zeros(3, 2, 4, 4)
+    v[1] = 1.0
+    v[2] = 2.0
+    linear = interpolate_velocities(v, [0, 2, 4], 6, "linear")
+    assert linear.shape == (6, 2, 4, 4)
+    assert [round(float(x), 3) for x in linear[:, 0, 0, 0]] == [0.0, 0.5, 1.0, 1.5, 2.0, 1.0]  # wraps to ED
+    cubic = interpolate_velocities(v, [0, 2, 4], 6, "cubic")
+    torch.testing.assert_close(cubic[[0, 2, 4]], v)
+    assert interpolate_velocities(v[:1], [0], 6).shape == (6, 2, 4, 4)
+
+
+def test_outputs_keep_geometry(tmp_path):
+    affine = np.array([[0, -1.5, 0, 10], [1.5, 0, 0, -5], [0, 0, 8, 3], [0, 0, 0, 1]], float)
+    u = np.zeros((4, 2, 6, 5), np.float32)
+    u[:, 0] = 2.0  # two voxels along the first axis = world (0, 3, 0) mm
+    save_displacements(tmp_path / "u.nii.gz", u, affine, (1.5, 1.5))
+    image = nib.load(str(tmp_path / "u.nii.gz"))
+    assert image.shape == (6, 5, 1, 4, 3) and np.allclose(image.affine, affine)
+    assert image.header.get_intent()[0] == "vector"
+    np.testing.assert_allclose(np.asarray(image.dataobj)[0, 0, 0, 0], [0, 3, 0])
+    save_sequence(tmp_path / "f.nii.gz", np.random.rand(4, 6, 5), affine)
+    assert nib.load(str(tmp_path / "f.nii.gz")).shape == (6, 5, 1, 4)
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_demo_writes_its_outputs(tmp_path):
+    from motionext.motion.demo import run_demo
+
+    rows = run_demo(tmp_path / "demo", log=lambda *_: None)
+    out = tmp_path / "demo"
+    for name in ["sample/displacements.nii.gz", "sample/labels.nii.gz", "sample/z.npy", "sample/lv_area.csv",
+                 "sample/transported.nii.gz", "phantom/displacements.nii.gz", "figures/motion_matrix.png",
+                 "figures/tracking.gif", "figures/transport.png", "summary.md", "summary.csv"]:
+        assert (out / name).stat().st_size > 0, name
+    table = {r["experiment"]: r for r in rows}
+    lv = table["phantom: LV Dice ED→ES"]
+    assert lv["motionext"] > lv["identity"] + 0.1
+    assert table["phantom: folding fraction (det J <= 0), all frames"]["motionext"] == 0.0
+    labels = nib.load(str(out / "sample" / "labels.nii.gz"))
+    frames = nib.load(str(out / "sample" / "frames.nii.gz"))
+    assert labels.shape == frames.shape and np.allclose(labels.affine, frames.affine)
