@@ -22,6 +22,55 @@ def _train(args) -> int:
     return 0
 
 
+def _common(p, inputs=("input",)):
+    for name in inputs:
+        p.add_argument(name, help="a NIfTI cine: 4D (x, y, z, t) or 3D (x, y, t)")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or 'pretrained'")
+    p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
+    p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
+    p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+
+
+def _ints(text):
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text):
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _motion_verb(args) -> int:
+    from .motion import commands, frame_subset
+
+    model = commands.model_from(args.model)
+    read = lambda path, **kw: commands.read_input(path, ed=args.ed, slice_index=args.slice, **kw)  # noqa: E731
+    if args.verb == "transport":
+        source, target = read(args.source), read(args.target)
+    else:
+        cine = read(args.input, labels=getattr(args, "labels", None))
+    given = None
+    if args.verb == "reconstruct":
+        choices = [x for x in (args.every, args.first, args.frames, args.ed_only or None) if x is not None]
+        if len(choices) > 1:
+            raise ValueError("reconstruct: choose one of --every, --first, --frames, --ed-only")
+        given = frame_subset(cine.num_frames, every=args.every, first=args.first,
+                             frames=_ints(args.frames) if args.frames else None)
+    with commands.output_folder(args.out, args.overwrite) as out:
+        if args.verb == "track":
+            commands.run_track(model, cine, out)
+        elif args.verb == "compensate":
+            commands.run_compensate(model, cine, out)
+        elif args.verb == "transport":
+            commands.run_transport(model, source, target, out)
+        elif args.verb == "sample":
+            commands.run_sample(model, cine, out, num_frames=args.num_frames, num_samples=args.num_samples, seed=args.seed)
+        else:
+            commands.run_reconstruct(model, cine, out, given=given, times=_floats(args.times) if args.times else None)
+    print(f"motionext {args.verb}: wrote {args.out}")
+    return 0
+
+
 def _demo(args) -> int:
     from .motion.demo import run_demo
 
@@ -62,6 +111,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
+
+    p = verbs.add_parser("track", help="displacement of every frame to ED, warped ED, propagated labels, z",
+                         description="Register every frame to ED. Writes displacements.nii.gz (vector image, mm), "
+                                     "frames.nii.gz, warped_ed.nii.gz, labels.nii.gz (with --labels) and z.npy.")
+    _common(p)
+    p.add_argument("--labels", help="ED label map (NIfTI on the input grid) to propagate to every frame")
+    p.set_defaults(run=_motion_verb)
+
+    p = verbs.add_parser("compensate", help="every frame warped back to ED with the inverse deformation",
+                         description="Writes compensated.nii.gz: each frame warped onto ED with exp(-v).")
+    _common(p)
+    p.set_defaults(run=_motion_verb)
+
+    p = verbs.add_parser("transport", help="subject A's motion applied to subject B's ED frame",
+                         description="Writes transported.nii.gz (B's ED frame moving as A), displacements.nii.gz and "
+                                     "z_source.npy (A's motion matrix).")
+    _common(p, inputs=("source", "target"))
+    p.set_defaults(run=_motion_verb)
+
+    p = verbs.add_parser("sample", help="sequences simulated from the ED frame alone, with an uncertainty map",
+                         description="Writes sample_NN.nii.gz, uncertainty.nii.gz (per-voxel std of displacement "
+                                     "across samples) and z.npy.")
+    _common(p)
+    p.add_argument("--num-samples", type=int, default=5)
+    p.add_argument("--num-frames", type=int, default=20)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(run=_motion_verb)
+
+    p = verbs.add_parser("reconstruct", help="the full sequence from a subset of frames (or at arbitrary times)",
+                         description="Writes reconstructed.nii.gz and displacements.nii.gz. Frames not given are "
+                                     "filled in by the model; --times asks for normalised instants in [0, 1).")
+    _common(p)
+    p.add_argument("--every", type=int, help="keep every k-th frame")
+    p.add_argument("--first", type=int, help="keep the first n frames")
+    p.add_argument("--frames", help="comma-separated frame indices to keep (ED is always kept)")
+    p.add_argument("--ed-only", action="store_true", help="keep only ED")
+    p.add_argument("--times", help="comma-separated normalised times in [0, 1) to reconstruct instead of the frames")
+    p.set_defaults(run=_motion_verb)
 
     p = verbs.add_parser("demo", help="the pretrained model on the embedded data, with outputs and figures",
                          description="Track, sample, transport and reconstruct on the bundled Sunnybrook slice "

@@ -20,9 +20,13 @@ class Sequence:
     cine: Cine | None      # the preprocessed cine (geometry for writing outputs), if one was read
 
 
+MODEL_SPACING = 1.5  # mm: the in-plane spacing motionext trains at (TrainConfig.spacing)
+
+
 def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str = "frames") -> Sequence:
-    """(T, *S) array/tensor with ED first, a Cine, or a path to a NIfTI cine (preprocessed to the
-    model's grid at the spacing it was trained for)."""
+    """(T, *S) array/tensor with ED first (`spacing`: its voxel size in mm, default 1.5), or a
+    Cine or NIfTI path, which is preprocessed to the model's grid (1.5 mm, the model's size)
+    whatever `spacing` says."""
     size = model.config.image_size
     cine = None
     if isinstance(frames, (str, Path)):
@@ -34,7 +38,7 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
             if frames.ndim == 3 and model.config.ndim == 2:
                 raise ValueError(f"{what}: {frames.name} is a 3D cine and the model is 2D; pass cine.slice(k)")
             raise ValueError(f"{what}: a {frames.ndim}D cine does not fit a {model.config.ndim}D model")
-        cine = preprocess(frames, spacing=1.5 if spacing is None else spacing, size=size[:2])
+        cine = preprocess(frames, spacing=MODEL_SPACING, size=size[:2])
         frames, spacing = cine.frames, cine.spacing
     array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if array.ndim != model.config.ndim + 1:
@@ -48,5 +52,5 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
         )
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: frames contain NaN or Inf")
-    spacing = tuple(float(s) for s in (spacing if spacing is not None else (1.5,) * model.config.ndim))
+    spacing = tuple(float(s) for s in (spacing if spacing is not None else (MODEL_SPACING,) * model.config.ndim))
     return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine)
