@@ -96,3 +96,27 @@ def test_verbs_document_themselves(capsys):
         with pytest.raises(SystemExit):
             cli([verb, "--help"])
         assert "usage: motionext " + verb in capsys.readouterr().out
+
+
+def test_evaluate_on_phantom_and_on_an_acdc_tree(files, tmp_path, capsys):
+    assert _run(files, "evaluate", "--out", str(tmp_path / "ev"), "--subjects", "2") == 0
+    printed = capsys.readouterr().out
+    assert "dice_LV-Myo" in printed and "hd95_RV" in printed and "epe" in printed
+    with open(tmp_path / "ev" / "subjects.csv") as f:
+        assert len(f.readlines()) == 3
+    # an ACDC-style patient built from a phantom: 4D cine with one slice, Info.cfg, ED/ES labels
+    p = make_phantom(8, SIZE, seed=4)
+    patient = tmp_path / "acdc" / "patient001"
+    patient.mkdir(parents=True)
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    nib.save(nib.Nifti1Image(np.moveaxis(p.frames, 0, -1)[:, :, None, :], affine), str(patient / "patient001_4d.nii.gz"))
+    for frame in (0, p.es):
+        nib.save(nib.Nifti1Image(p.labels[frame][:, :, None], affine), str(patient / f"patient001_frame{frame + 1:02d}_gt.nii.gz"))
+    (patient / "Info.cfg").write_text(f"ED: 1\nES: {p.es + 1}\n")
+    assert _run(files, "evaluate", "--data", str(tmp_path / "acdc"), "--out", str(tmp_path / "ev2")) == 0
+    assert "1 subjects" in capsys.readouterr().out
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    (unlabelled / "a.nii.gz").write_bytes((files / "a.nii.gz").read_bytes())
+    assert _run(files, "evaluate", "--data", str(unlabelled), "--out", str(tmp_path / "ev3")) == 2
+    assert "labels at ED and ES" in capsys.readouterr().err and not (tmp_path / "ev3").exists()
