@@ -143,3 +143,16 @@ def test_demo_writes_its_outputs(tmp_path):
     labels = nib.load(str(out / "sample" / "labels.nii.gz"))
     frames = nib.load(str(out / "sample" / "frames.nii.gz"))
     assert labels.shape == frames.shape and np.allclose(labels.affine, frames.affine)
+
+
+def test_evaluation_skips_structures_not_labelled_at_both_ends(model, phantom):
+    from motionext.data import Cine
+    from motionext.motion.evaluate import evaluate_sequence
+
+    es_labels = phantom.labels[phantom.es].copy()
+    es_labels[es_labels == 2] = 0  # no myocardium at ES, as in Sunnybrook
+    cine = Cine(phantom.frames, phantom.spacing, labels={0: phantom.labels[0], phantom.es: es_labels}, es=phantom.es)
+    row = evaluate_sequence(model, cine, truth=phantom.displacements)
+    assert np.isnan(row["dice_LV-Myo"]) and np.isnan(row["hd95_LV-Myo"])
+    assert 0 < row["dice_LV-BP"] <= 1 and row["hd95_LV-BP"] >= 0 and row["epe"] > 0
+    assert len(row["lv_volume_curve"]) == 8 and row["folding"] == 0.0

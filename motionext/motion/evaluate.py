@@ -31,7 +31,7 @@ def displacement_gradients(u: np.ndarray, spacing) -> tuple:
 def evaluate_sequence(model, cine, *, truth=None) -> dict:
     """Measures of one labelled cine (Cine with labels at ED = 0 and at `es`) for the model and
     the identity. `truth`: true displacements (T, ndim, *S) on the same grid, when known."""
-    result = api.track(model, cine, labels=cine.labels[0] if 0 in cine.labels else None)
+    result = api.track(model, cine)  # a Cine's ED labels follow it onto the model grid
     pre = result.cine if result.cine is not None else cine
     if result.labels is None or pre.es is None or pre.es not in pre.labels:
         raise ValueError(f"{cine.name}: evaluation needs labels at ED and ES")
@@ -39,6 +39,11 @@ def evaluate_sequence(model, cine, *, truth=None) -> dict:
     ed_labels, es_labels, moved = pre.labels[0], pre.labels[es], result.labels[es].numpy()
     row = {"subject": cine.name}
     for name, values in STRUCTURES.items():
+        if not np.isin(es_labels, values).any() or not np.isin(ed_labels, values).any():
+            # not labelled at both ends (e.g. Sunnybrook's ES myocardium): not measurable
+            for key in (f"dice_{name}", f"dice_{name}_identity", f"hd95_{name}", f"hd95_{name}_identity"):
+                row[key] = float("nan")
+            continue
         row[f"dice_{name}"] = dice(moved, es_labels, values)
         row[f"dice_{name}_identity"] = dice(ed_labels, es_labels, values)
         row[f"hd95_{name}"] = hausdorff95(moved, es_labels, values, spacing)
