@@ -9,6 +9,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include "motionext/grid.h"
+
 namespace motionext {
 namespace cuda {
 
@@ -31,6 +33,19 @@ struct AtomicAdd {
 // Global thread index as 64 bits, so offsets past 2^31 elements stay exact.
 __device__ inline int64_t thread_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+
+// The batch item, voxel and coordinates this thread handles in a (batch, *grid) launch;
+// false for threads past the end.
+template <int NDIM>
+__device__ inline bool locate_voxel(int64_t batch, const Grid<NDIM>& grid, int64_t& b, int64_t& voxel,
+                                    int64_t (&index)[NDIM]) {
+  const int64_t i = thread_index();
+  if (i >= batch * grid.numel) return false;
+  b = i / grid.numel;
+  voxel = i - b * grid.numel;
+  grid.unravel(voxel, index);
+  return true;
 }
 
 }  // namespace cuda

@@ -12,22 +12,18 @@ namespace {
 template <int NDIM, typename T, typename field_t>
 __global__ void step_kernel(const field_t* field, T scale, T* u_next, int64_t batch, Grid<NDIM> grid,
                             Padding padding) {
-  const int64_t i = cuda::thread_index(), n = grid.numel;
-  if (i >= batch * n) return;
-  const int64_t b = i / n, voxel = i - b * n;
-  int64_t index[NDIM];
-  grid.unravel(voxel, index);
+  int64_t b, voxel, index[NDIM];
+  if (!cuda::locate_voxel(batch, grid, b, voxel, index)) return;
+  const int64_t n = grid.numel;
   squaring_voxel_forward<NDIM, T>(field + b * NDIM * n, scale, u_next + b * NDIM * n, grid, voxel, index, padding);
 }
 
 template <int NDIM, typename T, typename field_t>
 __global__ void step_backward_kernel(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
                                      Grid<NDIM> grid, Padding padding) {
-  const int64_t i = cuda::thread_index(), n = grid.numel;
-  if (i >= batch * n) return;
-  const int64_t b = i / n, voxel = i - b * n;
-  int64_t index[NDIM];
-  grid.unravel(voxel, index);
+  int64_t b, voxel, index[NDIM];
+  if (!cuda::locate_voxel(batch, grid, b, voxel, index)) return;
+  const int64_t n = grid.numel;
   squaring_voxel_backward<NDIM, T>(field + b * NDIM * n, scale, g_next + b * NDIM * n, grad + b * NDIM * n, grid,
                                    voxel, index, padding, cuda::AtomicAdd());
 }

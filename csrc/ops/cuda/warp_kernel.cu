@@ -14,11 +14,9 @@ template <int NDIM, Interpolation MODE, typename scalar_t>
 __global__ void forward_kernel(const scalar_t* image, const scalar_t* displacement, scalar_t* out, int64_t batch,
                                int64_t channels, Grid<NDIM> grid, Padding padding) {
   using T = at::opmath_type<scalar_t>;
-  const int64_t i = cuda::thread_index(), n = grid.numel;
-  if (i >= batch * n) return;
-  const int64_t b = i / n, voxel = i - b * n;
-  int64_t index[NDIM];
-  grid.unravel(voxel, index);
+  int64_t b, voxel, index[NDIM];
+  if (!cuda::locate_voxel(batch, grid, b, voxel, index)) return;
+  const int64_t n = grid.numel;
   warp_voxel_forward<NDIM, T, MODE>(image + b * channels * n, displacement + b * NDIM * n, out + b * channels * n,
                                     channels, grid, voxel, index, padding);
 }
@@ -28,11 +26,9 @@ __global__ void backward_kernel(const scalar_t* grad_output, const scalar_t* ima
                                 at::opmath_type<scalar_t>* grad_image, scalar_t* grad_displacement, int64_t batch,
                                 int64_t channels, Grid<NDIM> grid, Padding padding) {
   using T = at::opmath_type<scalar_t>;
-  const int64_t i = cuda::thread_index(), n = grid.numel;
-  if (i >= batch * n) return;
-  const int64_t b = i / n, voxel = i - b * n;
-  int64_t index[NDIM];
-  grid.unravel(voxel, index);
+  int64_t b, voxel, index[NDIM];
+  if (!cuda::locate_voxel(batch, grid, b, voxel, index)) return;
+  const int64_t n = grid.numel;
   warp_voxel_backward<NDIM, T, MODE>(grad_output + b * channels * n, image + b * channels * n,
                                      displacement + b * NDIM * n, grad_image ? grad_image + b * channels * n : nullptr,
                                      grad_displacement ? grad_displacement + b * NDIM * n : nullptr, channels, grid,
