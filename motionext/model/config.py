@@ -19,7 +19,7 @@ class ModelConfig:
     temporal_sigma: float = 1.5        # sigma_T, in frames, of the velocity smoothing over time
     squaring_steps: int = 7
     lncc_window: int = 9
-    recon_weight: float = 2000.0       # lambda on (1 - mean LNCC); see docs/model.md
+    recon_weight: float = 2000.0       # lambda on (1 - mean LNCC), untuned; see docs/model.md
     tds_probability: float = 0.5       # delta of temporal dropout sampling
     symmetric: bool = True             # also compare I_t warped by exp(-v) with I_0
 
