@@ -23,19 +23,12 @@ import torch
 
 from motionext import load_model, motion
 from motionext.data import Cine, make_phantom, read_cine
-from motionext.evaluation import HELD_OUT_SEED
+from motionext.evaluation import HELD_OUT_SEED, held_out_phantoms
+from motionext.metrics import heart_endpoint_error
 from motionext.motion.baselines import reconstruct_by_interpolation
 from motionext.motion.evaluate import evaluate_sequence, summarize
 
 SUNNYBROOK_UNSEEN = {"SCD0000201": (19, 6), "SCD0000301": (19, 6)}  # (ED, ES) frames; 0101 is the bundled sample
-
-
-def phantom_cines(count):
-    for i in range(count):
-        p = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + i)
-        cine = p.to_cine(name=f"phantom{i:02d}")
-        cine.labels = {0: p.labels[0], p.es: p.labels[p.es]}
-        yield cine, p.displacements
 
 
 def sunnybrook_cines(root: Path):
@@ -95,8 +88,7 @@ def reconstruction_rows(model, count) -> list:
             p = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + i)
             given = motion.frame_subset(20, **kw)
             rec = motion.reconstruct(model, p.frames, given, spacing=p.spacing)
-            heart = [p.labels[t] > 0 for t in range(20)]
-            epe = lambda u: float(np.mean([np.sqrt((((np.asarray(u[t]) - p.displacements[t]) * 1.5) ** 2).sum(0))[heart[t]].mean() for t in range(20)]))  # noqa: E731
+            epe = lambda u: heart_endpoint_error(u, p.displacements, p.labels, p.spacing)  # noqa: E731
             scores["motionext"].append(epe(rec.displacements.numpy()))
             for kind in ("linear", "cubic"):
                 _, u = reconstruct_by_interpolation(rec.frames[0], rec.velocities[given], given, 20, kind)
@@ -129,7 +121,7 @@ def main(argv=None):
     reg_header = ["method", "Dice LV-BP", "Dice LV-Myo", "Dice RV", "HD95 LV-BP (mm)", "HD95 RV (mm)", "EPE (mm)",
                   "folding (det J ≤ 0)", "spatial gradient"]
     sections = []
-    sections.append(("Held-out phantom subjects, ED→ES", registration_rows(models, phantom_cines(args.phantoms))))
+    sections.append(("Held-out phantom subjects, ED→ES", registration_rows(models, held_out_phantoms(args.phantoms))))
     sb = [(c, None) for c in sunnybrook_cines(shared)]
     if sb:
         sections.append((f"Sunnybrook SCD0000201 and SCD0000301, {len(sb)} labelled slices, ED→ES (no RV labels; "

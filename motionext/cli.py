@@ -41,9 +41,10 @@ def _floats(text):
 
 
 def _motion_verb(args) -> int:
+    from . import load_model
     from .motion import commands, frame_subset
 
-    model = commands.model_from(args.model)
+    model = load_model(args.model)
     read = lambda path, **kw: commands.read_input(path, ed=args.ed, slice_index=args.slice, **kw)  # noqa: E731
     if args.verb == "transport":
         source, target = read(args.source), read(args.target)

@@ -40,6 +40,12 @@ def endpoint_error(u: np.ndarray, v: np.ndarray, spacing=None, mask: np.ndarray 
     return float(error[mask].mean() if mask is not None else error.mean())
 
 
+def heart_endpoint_error(u, truth, labels, spacing) -> float:
+    """Mean over frames of the end-point error (mm) inside each frame's heart (labels > 0):
+    u and truth (T, ndim, *S) in voxels, labels (T, *S)."""
+    return float(np.mean([endpoint_error(np.asarray(u[t]), truth[t], spacing, labels[t] > 0) for t in range(len(truth))]))
+
+
 def jacobian_determinant(u: np.ndarray) -> np.ndarray:
     """det(I + grad u) of a voxel-unit displacement (ndim, *S), by central differences."""
     ndim = u.shape[0]

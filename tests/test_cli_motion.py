@@ -1,7 +1,6 @@
 """The file-level verbs end to end on small phantom NIfTI files, and their bad inputs: clear
 messages and no partial outputs left behind."""
 
-import json
 
 import numpy as np
 import pytest

@@ -3,12 +3,10 @@ loading models safely."""
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest

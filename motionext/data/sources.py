@@ -33,13 +33,14 @@ def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: 
 
             sequences += [preprocess(c, spacing=spacing, size=size) for c in _slices(load_sample(slice=None))]
         else:
-            sequences += [preprocess(c, spacing=spacing, size=size) for c in _read_path(Path(part))]
+            sequences += [preprocess(c, spacing=spacing, size=size) for c in read_path(Path(part))]
     if not sequences:
         raise ValueError(f"no cine sequences found in {source!r}")
     return sequences
 
 
-def _read_path(path: Path) -> list:
+def read_path(path: Path) -> list:
+    """Every 2D sequence (not preprocessed) of a NIfTI cine, a folder of them, a patient folder or an ACDC tree."""
     from .nifti import NIFTI_SUFFIXES, read_acdc_patient, read_cine
 
     if not path.exists():

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import load_model
 from ..data.nifti import read_cine
 from . import api
 from .inputs import as_sequence
@@ -106,7 +105,3 @@ def run_reconstruct(model, cine, out, *, given, times=None):
     if times is not None:
         np.savetxt(out / "times.txt", np.asarray(times, dtype=float))
     return result
-
-
-def model_from(arg):
-    return load_model(arg)

@@ -14,7 +14,7 @@ from .. import load_model
 from ..data import load_sample, make_phantom
 from ..data.phantom import LABELS
 from ..evaluation import HELD_OUT_SEED
-from ..metrics import dice, endpoint_error, folding_fraction, jacobian_determinant
+from ..metrics import dice, endpoint_error, folding_fraction, heart_endpoint_error, jacobian_determinant
 from . import figures
 from .api import frame_subset, reconstruct, sample, track, transport
 from .baselines import reconstruct_by_interpolation
@@ -26,11 +26,6 @@ COLUMNS = ["experiment", "motionext", "identity", "linear interpolation", "cubic
 
 def _rmse(a, b) -> float:
     return float(torch.sqrt(((torch.as_tensor(a) - torch.as_tensor(b)) ** 2).mean()))
-
-
-def _heart_epe(u, truth, labels, spacing) -> float:
-    """Mean over frames of the end-point error (mm) inside the heart of each frame."""
-    return float(np.mean([endpoint_error(np.asarray(u[t]), truth[t], spacing, labels[t] > 0) for t in range(len(truth))]))
 
 
 def _row(experiment, motionext, identity=None, linear=None, cubic=None) -> dict:
@@ -78,7 +73,6 @@ def run_demo(out="motionext-demo", model="pretrained", *, log=print) -> list:
     ph = make_phantom(20, model.config.image_size, seed=HELD_OUT_SEED + 99)
     tracked = track(model, ph.frames, spacing=ph.spacing, labels=ph.labels[0])
     heart = ph.labels[ph.es] > 0
-    gt = torch.from_numpy(ph.displacements)
     save_displacements(out / "phantom" / "displacements.nii.gz", tracked.displacements.numpy(), None, ph.spacing)
     save_displacements(out / "phantom" / "true_displacements.nii.gz", ph.displacements, None, ph.spacing)
     save_sequence(out / "phantom" / "labels.nii.gz", tracked.labels.numpy().astype(np.uint8), None, ph.spacing)
@@ -119,10 +113,10 @@ def run_demo(out="motionext-demo", model="pretrained", *, log=print) -> list:
         rows.append(_row(f"reconstruction from {label}: RMSE of the frames", _rmse(rec.warped, frames_true),
                          _rmse(identity, frames_true), _rmse(base["linear"][0], frames_true), _rmse(base["cubic"][0], frames_true)))
         rows.append(_row(f"reconstruction from {label}: end-point error in the heart (mm)",
-                         _heart_epe(rec.displacements.numpy(), ph.displacements, ph.labels, ph.spacing),
-                         _heart_epe(zero, ph.displacements, ph.labels, ph.spacing),
-                         _heart_epe(base["linear"][1].numpy(), ph.displacements, ph.labels, ph.spacing),
-                         _heart_epe(base["cubic"][1].numpy(), ph.displacements, ph.labels, ph.spacing)))
+                         heart_endpoint_error(rec.displacements.numpy(), ph.displacements, ph.labels, ph.spacing),
+                         heart_endpoint_error(zero, ph.displacements, ph.labels, ph.spacing),
+                         heart_endpoint_error(base["linear"][1].numpy(), ph.displacements, ph.labels, ph.spacing),
+                         heart_endpoint_error(base["cubic"][1].numpy(), ph.displacements, ph.labels, ph.spacing)))
         if label.startswith("every"):
             labels_rec = model.warp_frames(torch.from_numpy(ph.labels[:1]).float(), rec.displacements[None], mode="nearest")[0]
             curves["reconstructed (every 5th)"] = [(labels_rec[t] == LABELS["LV"]).sum().item() for t in range(20)]

@@ -71,19 +71,13 @@ def evaluate(model, data: str = "phantom", *, subjects: int = 8) -> list:
     """Rows of measures: for "phantom", `subjects` held-out phantom subjects; otherwise every
     labelled 2D slice of the NIfTI data (an ACDC-style tree, a patient folder, ...)."""
     if data == "phantom":
-        from ..data import make_phantom
-        from ..evaluation import HELD_OUT_SEED
+        from ..evaluation import held_out_phantoms
 
-        rows = []
-        for i in range(subjects):
-            p = make_phantom(20, model.config.image_size, seed=HELD_OUT_SEED + i)
-            cine = p.to_cine(name=f"phantom{i:02d}")
-            cine.labels = {0: p.labels[0], p.es: p.labels[p.es]}
-            rows.append(evaluate_sequence(model, cine, truth=p.displacements))
-        return rows
-    from ..data.sources import _read_path
+        return [evaluate_sequence(model, cine, truth=truth)
+                for cine, truth in held_out_phantoms(subjects, size=model.config.image_size)]
+    from ..data.sources import read_path
 
-    cines = [c for c in _read_path(Path(data)) if 0 in c.labels and c.es in c.labels and (c.labels[0] > 0).any()]
+    cines = [c for c in read_path(Path(data)) if 0 in c.labels and c.es in c.labels and (c.labels[0] > 0).any()]
     if not cines:
         raise ValueError(f"{data}: no cine with labels at ED and ES (and a labelled structure) found")
     return [evaluate_sequence(model, c) for c in cines]
