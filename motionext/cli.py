@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -12,13 +13,15 @@ def _train(args) -> int:
 
     model = json.loads(args.model) if args.model else {}
     config = TrainConfig(
-        data=args.data, out=args.out, steps=args.steps, lr=args.lr, seed=args.seed, spacing=args.spacing,
+        data=args.data, out=args.out, steps=args.steps, lr=args.lr, lr_scaling=args.lr_scaling,
+        batch_size=args.batch_size, num_frames=args.frames, seed=args.seed, spacing=args.spacing,
         size=tuple(args.size), augment=not args.no_augment, val_every=args.val_every,
         checkpoint_every=args.checkpoint_every, phantom_subjects=args.phantom_subjects, device=args.device,
-        amp=not args.no_amp, model=model,
+        workers=args.workers, cache=args.cache, amp=not args.no_amp, model=model,
     )
     row = train(config, resume=args.resume, progress=not args.quiet)
-    print(json.dumps(row))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, only process 0 reports
+        print(json.dumps(row))
     return 0
 
 
@@ -118,12 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("train", help="train a motion model",
                          description="Train the motion model on NIfTI cines, an ACDC-style tree, the bundled "
                                      "sample or the synthetic phantom. Writes config.json, log.csv, "
-                                     "checkpoint.pt (atomically, every --checkpoint-every steps) and model.pt.")
+                                     "checkpoint.pt (atomically, every --checkpoint-every steps) and model.pt. "
+                                     "Runs unchanged under torchrun (one process per GPU, NCCL; gloo on CPU): "
+                                     "torchrun --nproc_per_node N -m motionext train ...")
     p.add_argument("--data", default="phantom",
                    help="phantom | sample | phantom+sample | a NIfTI cine | a folder of cines | an ACDC tree")
     p.add_argument("--out", default="runs/motionext", help="run folder")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--lr", type=float, default=1.5e-4, help="learning rate (before --lr-scaling)")
+    p.add_argument("--lr-scaling", choices=["none", "sqrt", "linear"], default="none",
+                   help="multiply --lr by the global batch size (processes × --batch-size), or its square root")
+    p.add_argument("--batch-size", type=int, default=1, help="sequences per process and step")
+    p.add_argument("--frames", type=int, help="resample every sequence to this many frames (needed for --batch-size > 1 "
+                                              "when sequences differ in length)")
+    p.add_argument("--cache", help="preprocessing cache folder: NIfTI data is preprocessed once into it and "
+                                   "memory-mapped afterwards")
+    p.add_argument("--workers", type=int, help="data-loading processes per training process (default: 4 on CUDA, 0 on CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--spacing", type=float, default=1.5, help="in-plane spacing to resample to (mm)")
     p.add_argument("--size", type=int, nargs=2, default=[128, 128], help="in-plane size to crop/pad to")

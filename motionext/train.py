@@ -1,7 +1,13 @@
-"""Training the motion model: single process, progress bar, validation, atomic checkpoints,
-resume, CSV log (TensorBoard when installed) and mixed precision on CUDA.
+"""Training the motion model, in one process or many (torchrun): batches drawn from reshuffled
+epochs, a progress bar, validation, atomic checkpoints, resume, a CSV log (TensorBoard when
+installed) and mixed precision on CUDA.
 
     motionext train --data phantom+sample --steps 2000 --out runs/demo
+    torchrun --nproc_per_node 4 -m motionext train --data /data/cohort --cache /scratch/cache ...
+
+Under torchrun every process trains a DistributedDataParallel replica on its own share of each
+global batch (world size × --batch-size sequences); only process 0 validates, logs, shows
+progress and writes checkpoints, and every process resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -9,18 +15,28 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from .data.augment import apply_affine, random_affine
+from . import distributed
+from .data.batches import EpochBatchSampler, TrainingSet, collate, model_noise
+from .data.preprocess import resample_time
 from .data.sources import load_sequences
 from .model import ModelConfig, MotionModel, motion_loss
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
 
-LOG_FIELDS = ["step", "loss", "recon", "kl", "lncc", "val_loss", "val_lncc"]
+LOSS_TERMS = ["loss", "recon", "kl", "lncc"]
+LOG_FIELDS = ["step", *LOSS_TERMS, "val_loss", "val_lncc", "seconds"]  # seconds: wall time of the step
+# Settings that change how a run is executed but not what it computes: a run may resume with others.
+RUNTIME_SETTINGS = ("steps", "out", "device", "workers", "cache")
+LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
 
 
 @dataclass
@@ -29,6 +45,9 @@ class TrainConfig:
     out: str = "runs/motionext"
     steps: int = 1000
     lr: float = 1.5e-4
+    lr_scaling: str = "none"          # lr × (global batch)^k with k = 0, 1/2, 1 for none, sqrt, linear
+    batch_size: int = 1               # sequences per process and step
+    num_frames: int | None = None     # resample every sequence to this many frames (needed for batches > 1)
     seed: int = 0
     spacing: float = 1.5
     size: tuple = (128, 128)
@@ -38,6 +57,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     phantom_subjects: int = 24
     device: str = "auto"
+    workers: int | None = None        # DataLoader workers per process; None: 4 on CUDA, 0 on CPU
+    cache: str | None = None          # preprocessing cache folder for NIfTI sources
     amp: bool = True
     model: dict = field(default_factory=dict)
 
@@ -47,15 +68,21 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: steps must be positive; got {self.steps}")
         if self.val_every < 1 or self.checkpoint_every < 1:
             raise ValueError("TrainConfig: val_every and checkpoint_every must be positive")
+        if self.batch_size < 1:
+            raise ValueError(f"TrainConfig: batch_size must be positive; got {self.batch_size}")
+        if self.num_frames is not None and self.num_frames < 2:
+            raise ValueError(f"TrainConfig: num_frames must be at least 2; got {self.num_frames}")
+        if self.lr_scaling not in LR_SCALING:
+            raise ValueError(f"TrainConfig: lr_scaling must be one of {sorted(LR_SCALING)}; got {self.lr_scaling!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_dict({"image_size": self.size, **self.model})
 
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    def learning_rate(self, world: int) -> float:
+        """The learning rate for `world` processes: lr scaled by the global batch size."""
+        return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
 
 
 def _split(count: int, fraction: float, seed: int):
@@ -64,25 +91,20 @@ def _split(count: int, fraction: float, seed: int):
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-def _batch(cine, device, rng=None):
-    frames = torch.from_numpy(cine.frames)
-    if rng is not None:
-        frames, _ = apply_affine(frames, random_affine(rng))
-    return frames.unsqueeze(0).to(device)
-
-
 @torch.no_grad()
-def validate(model: MotionModel, sequences, device) -> dict:
-    """Mean loss terms on held-out sequences: posterior means, no TDS, no augmentation."""
+def validate(model: MotionModel, sequences, device, num_frames: int | None = None) -> dict:
+    """Mean loss terms on held-out sequences (resampled to `num_frames` when given): posterior
+    means, no TDS, no augmentation."""
     if not sequences:
         return {}
     was_training = model.training
     model.eval()
     totals = {"loss": 0.0, "lncc": 0.0}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for cine in sequences:
-            frames = _batch(cine, device)
-            out = model(frames, cine.spacing, sample=False)
+        for sequence in sequences:
+            frames = sequence.frames if num_frames is None else resample_time(sequence.frames, num_frames)
+            frames = torch.from_numpy(np.ascontiguousarray(frames)).unsqueeze(0).to(device)
+            out = model(frames, sequence.spacing, sample=False)
             terms = motion_loss(model, frames, out)
             for k in totals:
                 totals[k] += float(terms[k]) / len(sequences)
@@ -125,78 +147,146 @@ class _Log:
             self.board.close()
 
 
+def _load_data(config: TrainConfig, procs: distributed.Processes, progress: bool) -> list:
+    """The preprocessed sequences; with a cache, process 0 builds missing entries while the others wait."""
+    cache = None
+    if config.cache:
+        from .data.cache import PreprocessCache
+
+        cache = PreprocessCache(config.cache, spacing=config.spacing, size=config.size)
+    load = lambda: load_sequences(config.data, spacing=config.spacing, size=config.size, seed=config.seed,  # noqa: E731
+                                  phantom_subjects=config.phantom_subjects, cache=cache,
+                                  workers=config.workers or 0, progress=progress)
+    if procs.main:
+        sequences = load()
+        if cache is not None:
+            print(f"motionext train: preprocessing cache {config.cache}: {cache.built} entries built, "
+                  f"{cache.reused} reused", file=sys.stderr)
+    procs.barrier()
+    if not procs.main:
+        sequences = load()
+    return sequences
+
+
+def _loader(config: TrainConfig, sequences: list, procs: distributed.Processes, start: int) -> DataLoader:
+    if config.num_frames is None and config.batch_size > 1:
+        lengths = sorted({s.num_frames for s in sequences})
+        if len(lengths) > 1:
+            raise ValueError(f"--batch-size {config.batch_size} needs sequences of one length, but they have "
+                             f"{lengths[0]}..{lengths[-1]} frames; set --frames N to resample them to N frames")
+    workers = config.workers if config.workers is not None else (4 if procs.device.type == "cuda" else 0)
+    sampler = EpochBatchSampler(len(sequences), config.batch_size, rank=procs.rank, world=procs.world,
+                                seed=config.seed, start_step=start)
+    return DataLoader(TrainingSet(sequences, num_frames=config.num_frames, augment=config.augment),
+                      batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                      pin_memory=procs.device.type == "cuda", persistent_workers=workers > 0)
+
+
+def _read_resume_state(config: TrainConfig, path: Path, procs: distributed.Processes) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    state = read_checkpoint(path)
+    saved = TrainConfig(**{**state["train_config"], "size": tuple(state["train_config"]["size"])})
+    ignore = dict.fromkeys(RUNTIME_SETTINGS)
+    if asdict(saved) | ignore != asdict(config) | ignore:
+        raise ValueError(f"--resume: {path} was written with different settings; "
+                         f"start a new --out folder or use the same settings")
+    if state.get("world_size", 1) != procs.world and procs.main:
+        warnings.warn(f"--resume: {path} was written by {state.get('world_size', 1)} processes and this run has "
+                      f"{procs.world}: the global batch, the learning rate scaling and the data order change",
+                      stacklevel=3)
+    return state
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
-    """Train; returns the last logged row. `stop_after` ends the run early after that many steps
-    (as a kill would, but cleanly) — used to test resuming."""
+    """Train; returns the last logged row. Under torchrun, every process calls this. `stop_after`
+    ends the run early after that many steps (as a kill would, but cleanly) — used to test resuming."""
+    procs = distributed.start(config.device)
+    try:
+        return _train(config, procs, resume=resume, progress=progress and procs.main, stop_after=stop_after)
+    finally:
+        procs.close()
+
+
+def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, progress: bool,
+           stop_after: int | None) -> dict:
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.pt"
-    device = _device(config.device)
+    device = procs.device
     model_config = config.model_config()
+    state = _read_resume_state(config, checkpoint_path, procs) if resume else None
+    start = int(state["step"]) if state is not None else 0
+    if state is not None and procs.main:
+        print(f"motionext train: resuming from {checkpoint_path} at step {start}", file=sys.stderr)
+    lr = config.learning_rate(procs.world)
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
+        run = {"world_size": procs.world, "global_batch": procs.world * config.batch_size, "lr": lr}
+        (out / "config.json").write_text(json.dumps({"train": asdict(config), "run": run,
+                                                     "model": model_config.to_dict()}, indent=2))
 
-    start = 0
-    state = None
-    if resume:
-        if not checkpoint_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        state = read_checkpoint(checkpoint_path)
-        saved = TrainConfig(**{**state["train_config"], "size": tuple(state["train_config"]["size"])})
-        if asdict(saved) | {"steps": 0, "out": ""} != asdict(config) | {"steps": 0, "out": ""}:
-            raise ValueError(f"--resume: {checkpoint_path} was written with different settings; "
-                             f"start a new --out folder or use the same settings")
-        start = int(state["step"])
-    (out / "config.json").write_text(json.dumps({"train": asdict(config), "model": model_config.to_dict()}, indent=2))
-
-    torch.manual_seed(config.seed)
-    sequences = load_sequences(config.data, spacing=config.spacing, size=config.size, seed=config.seed,
-                               phantom_subjects=config.phantom_subjects)
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    sequences = _load_data(config, procs, progress)
     train_ids, val_ids = _split(len(sequences), config.val_fraction, config.seed)
+    loader = _loader(config, [sequences[i] for i in train_ids], procs, start)
     model = MotionModel(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if state is not None:
         model.load_state_dict(state["model"])
+    replica = model
+    if procs.world > 1:
+        replica = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    spacing = (config.spacing,) * model_config.ndim  # every sequence was resampled to it
 
-    log = _Log(out, start)
+    log = _Log(out, start) if procs.main else None
     row = {}
     steps = range(start, config.steps)
     if progress:
         from tqdm import tqdm
 
         steps = tqdm(steps, initial=start, total=config.steps, desc="train", dynamic_ncols=True)
+    batches = iter(loader)
     try:
         for step in steps:
-            # Per-step generator: the data a step sees does not depend on where a run resumed.
-            rng = np.random.default_rng([config.seed, step])
-            cine = sequences[train_ids[int(rng.integers(len(train_ids)))]]
-            frames = _batch(cine, device, rng if config.augment else None)
+            started = time.perf_counter()
+            batch = next(batches)
+            frames = batch["frames"].to(device, non_blocking=True)
+            noise = model_noise(batch["seeds"], frames.shape[1], model_config.latent_dim, model_config.tds_probability, device)
             with autocast:
-                result = model(frames, cine.spacing)
+                result = replica(frames, spacing, **noise)
                 terms = motion_loss(model, frames, result)
-            loss_value = float(terms["loss"].detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"step {step + 1}: the loss is not finite ({loss_value}); "
+            # Logged terms are the means over all processes; the check is then the same everywhere.
+            values = procs.mean(torch.stack([terms[k].detach().float() for k in LOSS_TERMS])).tolist()
+            if not math.isfinite(values[0]):
+                raise FloatingPointError(f"step {step + 1}: the loss is not finite ({values[0]}); "
                                          "lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
-            row = {"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}}
-            if (step + 1) % config.val_every == 0 or step + 1 == config.steps:
-                val = validate(model, [sequences[i] for i in val_ids], device)
-                row.update({f"val_{k}": v for k, v in val.items()})
-            log.write(row)
-            if progress:
-                steps.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.2f}", lncc=f"{row['lncc']:.3f}")
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-                atomic_save(checkpoint_dict(model, optimizer=optimizer.state_dict(), step=step + 1,
-                                            rng=torch.get_rng_state(), train_config=asdict(config)), checkpoint_path)
+            row = {"step": step + 1, **dict(zip(LOSS_TERMS, values)), "seconds": time.perf_counter() - started}
+            if procs.main:
+                if (step + 1) % config.val_every == 0 or step + 1 == config.steps:
+                    val = validate(model, [sequences[i] for i in val_ids], device, config.num_frames)
+                    row.update({f"val_{k}": v for k, v in val.items()})
+                log.write(row)
+                if progress:
+                    steps.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.2f}", lncc=f"{row['lncc']:.3f}")
+                if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+                    atomic_save(checkpoint_dict(model, optimizer=optimizer.state_dict(), step=step + 1,
+                                                world_size=procs.world, train_config=asdict(config)), checkpoint_path)
             if stop_after is not None and step + 1 - start >= stop_after:
                 break
         else:
-            atomic_save(checkpoint_dict(model, step=config.steps, train_config=asdict(config)), out / "model.pt")
+            if procs.main:
+                atomic_save(checkpoint_dict(model, step=config.steps, train_config=asdict(config)), out / "model.pt")
+        procs.barrier()
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     return row

@@ -108,6 +108,30 @@ def test_cli_train_and_errors(tmp_path, capsys):
         cli(["train", "--steps", "many"])
 
 
+def test_cli_trains_from_a_cache_in_batches(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    for i, frames in enumerate((6, 9)):
+        data = np.random.default_rng(i).random((40, 40, 1, frames)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, 8.0, 1.0])), str(cohort / f"s{i}.nii.gz"))
+    args = ["train", "--data", f"{cohort}+phantom", "--phantom-subjects", "2", "--cache", str(tmp_path / "cache"),
+            "--steps", "2", "--size", "32", "32", "--model", json.dumps(TINY_MODEL), "--quiet", "--val-every", "1"]
+    assert cli([*args, "--out", str(tmp_path / "b"), "--batch-size", "2", "--frames", "8"]) == 0
+    assert "2 entries built, 0 reused" in capsys.readouterr().err
+    assert cli([*args, "--out", str(tmp_path / "c"), "--batch-size", "2", "--frames", "8", "--workers", "1"]) == 0
+    assert "0 entries built, 2 reused" in capsys.readouterr().err
+    assert cli([*args, "--out", str(tmp_path / "a"), "--batch-size", "2"]) == 2
+    assert "--frames" in capsys.readouterr().err  # 6 and 9 frames cannot share a batch
+    a, b = _params(tmp_path / "b" / "model.pt"), _params(tmp_path / "c" / "model.pt")
+    for key in a:  # loader workers do not change what is computed
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["train"]["num_frames"] == 8 and config["run"]["global_batch"] == 2
+
+
 def test_command_line_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "motionext.cli", "info"], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).parent)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import replaced_atomically
 from .cine import Cine
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -130,8 +131,6 @@ def save_nifti(path, array, affine=None, *, spacing=None) -> Path:
     image = nib.Nifti1Image(np.asarray(array), affine)
     if spacing is not None:
         image.header.set_zooms(tuple(spacing) + image.header.get_zooms()[len(spacing):])
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    tmp = path.with_name(path.name[: -len(suffix)] + ".partial" + suffix)
-    nib.save(image, str(tmp))
-    tmp.replace(path)
+    with replaced_atomically(path) as tmp:
+        nib.save(image, str(tmp))
     return path

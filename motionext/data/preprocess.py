@@ -12,6 +12,9 @@ import torch.nn.functional as F
 
 from .cine import Cine
 
+# Bump when a change here alters preprocessed output: cached entries of older versions are rebuilt.
+PREPROCESSING_VERSION = 1
+
 
 def _scale_affine(affine, factors):
     if affine is None:
@@ -100,3 +103,17 @@ def preprocess(cine: Cine, *, spacing: float | None = 1.5, size=(128, 128), cent
     if size is not None:
         cine = crop_or_pad(cine, size, centre)
     return replace(cine, frames=normalize_intensity(cine.frames))
+
+
+def resample_time(frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """Resample a cyclic sequence (T, *spatial) to `num_frames` frames by linear interpolation in
+    time; frame 0 (ED) is kept as it is."""
+    if num_frames < 2:
+        raise ValueError(f"resample_time: num_frames must be at least 2; got {num_frames}")
+    count = frames.shape[0]
+    if count == num_frames:
+        return frames
+    position = np.arange(num_frames) * count / num_frames
+    before = np.floor(position).astype(int)
+    weight = (position - before).reshape(-1, *[1] * (frames.ndim - 1)).astype(np.float32)
+    return (1 - weight) * frames[before] + weight * frames[(before + 1) % count]

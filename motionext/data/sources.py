@@ -1,5 +1,8 @@
 """Turning what a user points `motionext train` at into preprocessed 2D cine sequences: the
-phantom, the bundled sample, a NIfTI file, a folder of NIfTI cines, or an ACDC-style tree."""
+phantom, the bundled sample, a NIfTI file, a folder of NIfTI cines, or an ACDC-style tree.
+
+A path is first split into *units*: one NIfTI file or one patient folder each. A unit is what
+is decoded at once and what the preprocessing cache stores as one entry."""
 
 from __future__ import annotations
 
@@ -15,10 +18,15 @@ def _slices(cine: Cine) -> list:
 
 
 def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: int = 0,
-                   phantom_subjects: int = 24) -> list:
-    """Preprocessed 2D sequences (Cine, ED first) from `source`:
-    "phantom", "sample", "phantom+sample", a NIfTI cine file, a folder of NIfTI cines, or a
-    folder of ACDC-style patient folders (each with Info.cfg)."""
+                   phantom_subjects: int = 24, cache=None, workers: int = 0, progress: bool = False) -> list:
+    """Preprocessed 2D sequences (ED first) from `source`: "phantom", "sample", "phantom+sample",
+    a NIfTI cine file, a folder of NIfTI cines, or a folder of ACDC-style patient folders (each
+    with Info.cfg), joined with "+".
+
+    Without `cache` the sequences are `Cine` objects in memory. With `cache` (a
+    `motionext.data.cache.PreprocessCache`), files are preprocessed once into the cache and come
+    back as `CachedSequence` objects that read their frames from it when asked; both have
+    `.frames`, `.spacing` and `.name`."""
     sequences = []
     for part in str(source).split("+"):
         if part == "phantom":
@@ -32,6 +40,8 @@ def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: 
             from .sample import load_sample
 
             sequences += [preprocess(c, spacing=spacing, size=size) for c in _slices(load_sample(slice=None))]
+        elif cache is not None:
+            sequences += cache.sequences(source_units(Path(part)), workers=workers, progress=progress)
         else:
             sequences += [preprocess(c, spacing=spacing, size=size) for c in read_path(Path(part))]
     if not sequences:
@@ -39,20 +49,33 @@ def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: 
     return sequences
 
 
-def read_path(path: Path) -> list:
-    """Every 2D sequence (not preprocessed) of a NIfTI cine, a folder of them, a patient folder or an ACDC tree."""
-    from .nifti import NIFTI_SUFFIXES, read_acdc_patient, read_cine
+def source_units(path: Path) -> list:
+    """The units under `path`, sorted: the file itself, a patient folder, the patient folders of
+    an ACDC tree, or the NIfTI files of a folder."""
+    from .nifti import NIFTI_SUFFIXES
 
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_file():
-        return _slices(read_cine(path))
-    if (path / "Info.cfg").exists():
-        return _slices(read_acdc_patient(path))
+    if path.is_file() or (path / "Info.cfg").exists():
+        return [path]
     patients = sorted(p for p in path.iterdir() if p.is_dir() and (p / "Info.cfg").exists())
     if patients:
-        return [s for p in patients for s in _slices(read_acdc_patient(p))]
+        return patients
     files = sorted(p for p in path.iterdir() if p.name.endswith(NIFTI_SUFFIXES))
     if not files:
         raise ValueError(f"{path}: no NIfTI cines (*.nii, *.nii.gz) or ACDC patient folders found")
-    return [s for f in files for s in _slices(read_cine(f))]
+    return files
+
+
+def read_unit(unit: Path) -> list:
+    """Every 2D sequence (not preprocessed) of one NIfTI cine or one patient folder."""
+    from .nifti import read_acdc_patient, read_cine
+
+    unit = Path(unit)
+    return _slices(read_acdc_patient(unit) if unit.is_dir() else read_cine(unit))
+
+
+def read_path(path: Path) -> list:
+    """Every 2D sequence (not preprocessed) of a NIfTI cine, a folder of them, a patient folder or an ACDC tree."""
+    return [s for unit in source_units(path) for s in read_unit(unit)]

@@ -3,11 +3,11 @@ read with torch.load(weights_only=True): loading one runs no code."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_write
 from .config import ModelConfig
 from .motion_model import MotionModel
 
@@ -21,13 +21,7 @@ def atomic_save(obj, path) -> Path:
     either the old file or the new one, never a truncated one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def checkpoint_dict(model: MotionModel, **state) -> dict:

@@ -80,20 +80,28 @@ class MotionModel(nn.Module):
 
     # -- the whole model --------------------------------------------------------------------
     def forward(self, frames: torch.Tensor, spacing, times: torch.Tensor | None = None, *, sample: bool | None = None,
-                tds_mask: torch.Tensor | None = None) -> dict:
+                tds_mask: torch.Tensor | None = None, posterior_noise: torch.Tensor | None = None,
+                prior_noise: torch.Tensor | None = None) -> dict:
         """Run the model on sequences. `sample` draws z~ from the posterior (default: in training);
         in training each z~_t is replaced by a prior sample with probability tds_probability
-        (temporal dropout sampling); `tds_mask` (B, T, bool) fixes which ones."""
+        (temporal dropout sampling). `tds_mask` (B, T, bool) fixes which ones, and
+        `posterior_noise` / `prior_noise` (B, T, d) the standard normal draws (training draws them
+        per sequence, so that results do not depend on how a batch is split across processes)."""
         self.check_frames(frames)
         b, t = frames.shape[:2]
         times = normalized_times(t, b, frames.device) if times is None else times
         mean, log_var = self.encode(frames)
         sample = self.training if sample is None else sample
-        z_tilde = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if sample else mean
+        if sample:
+            noise = torch.randn_like(mean) if posterior_noise is None else posterior_noise.to(mean.dtype)
+            z_tilde = mean + noise * torch.exp(0.5 * log_var)
+        else:
+            z_tilde = mean
         if tds_mask is None:
             p = self.config.tds_probability if self.training else 0.0
             tds_mask = torch.rand(b, t, device=frames.device) < p
-        z_tilde = torch.where(tds_mask.unsqueeze(-1), torch.randn_like(z_tilde), z_tilde)
+        prior = torch.randn_like(z_tilde) if prior_noise is None else prior_noise.to(z_tilde.dtype)
+        z_tilde = torch.where(tds_mask.unsqueeze(-1), prior, z_tilde)
         z = self.motion_matrix(z_tilde, times)
         velocity = self.decode(z, frames[:, 0], spacing)
         displacement = self.exponentiate(velocity)

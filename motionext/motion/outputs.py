@@ -4,10 +4,11 @@ plus .npy and CSV. Every file is written to a temporary name and renamed."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write, replaced_atomically
 
 
 def _affine(cine_affine, spacing):
@@ -40,28 +41,19 @@ def save_displacements(path, displacements, affine=None, spacing=(1.0, 1.0)):
     vector = np.moveaxis(world, 0, 3).astype(np.float32)  # (x, y, z, t, 3)
     image = nib.Nifti1Image(vector, _affine(affine, spacing))
     image.header.set_intent("vector")
-    path = Path(path)
-    tmp = path.with_name(".partial-" + path.name)
-    nib.save(image, str(tmp))
-    os.replace(tmp, path)
-    return path
+    with replaced_atomically(path) as tmp:
+        nib.save(image, str(tmp))
+    return Path(path)
 
 
 def save_npy(path, array):
-    path = Path(path)
-    tmp = path.with_name(".partial-" + path.name)
-    with open(tmp, "wb") as f:
-        np.save(f, np.asarray(array))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: np.save(f, np.asarray(array)))
 
 
 def save_csv(path, rows: list, fields: list):
-    path = Path(path)
-    tmp = path.with_name(".partial-" + path.name)
-    with open(tmp, "w", newline="") as f:
+    def write(f):
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write, text=True)

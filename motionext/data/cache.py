@@ -1,0 +1,181 @@
+"""The preprocessing cache: each source unit (a NIfTI cine or a patient folder) is decoded and
+preprocessed once into a `.npy` array that later runs memory-map, with a JSON manifest beside it.
+
+- The entry's name hashes the source path and the preprocessing settings, so a changed setting
+  selects other entries; the manifest records the source files' sizes and modification times,
+  so a changed source file invalidates its entry (and only that one).
+- Files are written under temporary names and renamed, array first and manifest last: a killed
+  build leaves no entry that looks complete.
+- An entry whose manifest or array does not match (missing, truncated, another shape) is rebuilt
+  when the cache is opened; every read checks the sequence's CRC-32, and a mismatch rebuilds
+  the entry. Corrupt data is never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write
+
+FORMAT = "motionext-preprocess-cache"
+FORMAT_VERSION = 1
+
+
+def _stamp(unit: Path) -> list:
+    """What identifies the current content of a unit: name, size and mtime of its files."""
+    files = [unit] if unit.is_file() else sorted(p for p in unit.iterdir() if p.is_file())
+    return [[p.name, s.st_size, s.st_mtime_ns] for p, s in ((p, p.stat()) for p in files)]
+
+
+def _checksum(array: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(array).data)
+
+
+def build_entry(folder: Path, key: str, unit: Path, settings: dict) -> int:
+    """Decode and preprocess one unit and write its entry; returns its number of sequences."""
+    from .preprocess import preprocess
+    from .sources import read_unit
+
+    stamp = _stamp(unit)  # before reading: a file changed meanwhile makes the entry stale, not wrong
+    cines = [preprocess(c, spacing=settings["spacing"], size=settings["size"]) for c in read_unit(unit)]
+    lengths = {c.num_frames for c in cines}
+    if len(lengths) != 1:
+        raise ValueError(f"{unit}: slices with different numbers of frames {sorted(lengths)}")
+    array = np.stack([c.frames for c in cines]).astype(np.float32)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit), "stamp": stamp,
+        "settings": settings, "shape": list(array.shape), "dtype": "float32",
+        "sequences": [{"name": c.name, "spacing": list(c.spacing), "checksum": _checksum(a)}
+                      for c, a in zip(cines, array)],
+    }
+    atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array))
+    atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(manifest)), text=True)
+    return len(cines)
+
+
+def _open_array(path: Path, shape) -> np.ndarray:
+    """The entry's array, memory-mapped; ValueError unless it is complete and of the expected shape."""
+    array = np.load(path, mmap_mode="r")  # raises on a truncated header or a too-short file
+    if array.dtype != np.float32 or list(array.shape) != list(shape):
+        raise ValueError(f"holds {array.dtype} {array.shape}, expected float32 {tuple(shape)}")
+    if array.offset + array.nbytes != path.stat().st_size:
+        raise ValueError("has trailing bytes")
+    return array
+
+
+@dataclass(frozen=True)
+class CachedSequence:
+    """One preprocessed 2D sequence in the cache; `.frames` reads and checks it."""
+
+    cache: "PreprocessCache"
+    unit: Path
+    index: int
+    name: str
+    spacing: tuple
+    num_frames: int
+    checksum: int
+
+    @property
+    def frames(self) -> np.ndarray:
+        key = self.cache.key(self.unit)
+        for attempt in range(2):
+            try:
+                array = np.array(_open_array(self.cache.folder / f"{key}.npy", self.cache.shape_of(self.unit))[self.index])
+                if _checksum(array) == self.checksum:
+                    return array
+                problem = "checksum mismatch"
+            except (OSError, ValueError) as exc:
+                problem = str(exc)
+            if attempt == 0:
+                warnings.warn(f"preprocessing cache: entry of {self.unit} is corrupt ({problem}); rebuilding it",
+                              stacklevel=2)
+                build_entry(self.cache.folder, key, self.unit, self.cache.settings)
+        raise ValueError(f"preprocessing cache: {self.unit} no longer gives the sequence that was cached "
+                         f"({problem}); did the source change during the run?")
+
+
+class PreprocessCache:
+    """A folder of preprocessed sequences for one set of preprocessing settings."""
+
+    def __init__(self, folder, *, spacing: float = 1.5, size=(128, 128)):
+        from .preprocess import PREPROCESSING_VERSION
+
+        self.folder = Path(folder)
+        self.settings = {"spacing": float(spacing), "size": [int(s) for s in size], "preprocessing": PREPROCESSING_VERSION}
+        self.built, self.reused = 0, 0
+        self._shapes = {}
+
+    def key(self, unit: Path) -> str:
+        ident = json.dumps({"source": str(unit), "settings": self.settings}, sort_keys=True)
+        return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+    def shape_of(self, unit: Path) -> list:
+        if unit not in self._shapes:
+            self._shapes[unit] = self.manifest(unit)["shape"]
+        return self._shapes[unit]
+
+    def manifest(self, unit: Path) -> dict:
+        path = self.folder / f"{self.key(unit)}.json"
+        return json.loads(path.read_text())
+
+    def problem(self, unit: Path) -> str | None:
+        """Why the entry of `unit` cannot be used (None when it can)."""
+        try:
+            manifest = self.manifest(unit)
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, ValueError) as exc:
+            return f"unreadable manifest ({exc})"
+        expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit), "settings": self.settings}
+        if any(manifest.get(k) != v for k, v in expected.items()):
+            return "written for another source, settings or format"
+        if manifest.get("stamp") != _stamp(unit):
+            return "the source changed"
+        try:
+            _open_array(self.folder / f"{self.key(unit)}.npy", manifest["shape"])
+        except (OSError, ValueError, KeyError) as exc:
+            return f"incomplete array ({exc})"
+        return None
+
+    def sequences(self, units, *, workers: int = 0, progress: bool = False) -> list:
+        """The cached sequences of `units`, building the entries that are missing, stale or corrupt
+        (in `workers` processes when > 0)."""
+        for unit in units:
+            if not Path(unit).exists():
+                raise FileNotFoundError(f"no such file or folder: {unit}")
+        units = [Path(u).resolve() for u in units]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stale = [u for u in units if self.problem(u) is not None]
+        if stale:
+            jobs = [(self.folder, self.key(u), u, self.settings) for u in stale]
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(jobs), desc="preprocessing", dynamic_ncols=True)
+            if workers > 0:
+                with ProcessPoolExecutor(workers) as pool:
+                    for _ in pool.map(build_entry, *zip(*jobs)):
+                        bar and bar.update()
+            else:
+                for job in jobs:
+                    build_entry(*job)
+                    bar and bar.update()
+            bar and bar.close()
+        self.built, self.reused = len(stale), len(units) - len(stale)
+        self._shapes = {}
+        out = []
+        for unit in units:
+            manifest = self.manifest(unit)
+            for index, seq in enumerate(manifest["sequences"]):
+                out.append(CachedSequence(self, unit, index, seq["name"], tuple(seq["spacing"]),
+                                          manifest["shape"][1], seq["checksum"]))
+        return out
