@@ -15,6 +15,8 @@ $(VENV)/.deps: pyproject.toml Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja numpy \
 		"pytest>=7" "pytest-benchmark>=4" "monai>=1.3" "nibabel>=4" "tqdm>=4.60" scipy matplotlib
+	# the optional SyN/elastix baselines: their tests skip (with the reason) where no wheel exists
+	$(PY) -m pip install -q "antspyx>=0.5" "itk-elastix>=0.20" || echo "motionext: baselines not installed; their tests will skip"
 	touch $@
 
 setup: $(VENV)/.deps

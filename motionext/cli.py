@@ -77,27 +77,42 @@ def _motion_verb(args) -> int:
 
 def _evaluate(args) -> int:
     from . import load_model
-    from .motion import figures
+    from .motion import figures, registration
     from .motion.commands import output_folder
-    from .motion.evaluate import evaluate, summarize
+    from .motion.evaluate import evaluate, is_curve, summarize
     from .motion.outputs import save_csv
 
+    baselines = []
+    for name in _names(args.baselines):
+        reason = registration.missing(name)
+        if reason is None:
+            baselines.append(name)
+        else:
+            print(f"motionext evaluate: skipping {name}: {reason}", file=sys.stderr)
     model = load_model(args.model)
-    rows = evaluate(model, args.data, subjects=args.subjects)
+    rows = evaluate(model, args.data, subjects=args.subjects, baselines=baselines, progress=not args.quiet)
     summary = summarize(rows)
+    methods = {"motionext": "", "identity": "_identity", **{b: f"_{b}" for b in baselines}}
     with output_folder(args.out, args.overwrite) as out:
-        fields = [k for k in rows[0] if k != "lv_volume_curve"]
-        save_csv(out / "subjects.csv", rows, fields + ["lv_volume_curve"])
+        fields = [k for k in rows[0] if not is_curve(k)]
+        save_csv(out / "subjects.csv", rows, fields + [k for k in rows[0] if is_curve(k)])
         save_csv(out / "summary.csv", [summary], list(summary))
         curves = {r["subject"]: r["lv_volume_curve"] for r in rows[:6]}
         figures.volume_curves(out / "lv_volume_curves.png", curves, ylabel="LV blood pool (mm² per slice)")
-    print(f"{len(rows)} subjects from {args.data}; mean over subjects (model vs identity):")
-    print("| measure | motionext | identity |\n|---|---|---|")
-    for key, value in summary.items():
-        if not key.endswith("_identity"):
-            other = summary.get(key + "_identity")
-            print(f"| {key} | {value:.3f} | {'' if other is None else f'{other:.3f}'} |")
+        first = {m: rows[0]["lv_volume_curve" + suffix] for m, suffix in methods.items()}
+        figures.volume_curves(out / "lv_volume_methods.png", first, ylabel=f"LV blood pool of {rows[0]['subject']} (mm²)")
+    print(f"{len(rows)} subjects from {args.data}; mean over subjects:")
+    print("| measure | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
+    for key in summary:
+        if key in rows[0] and not any(key.endswith(s) for s in methods.values() if s) and key != "ef_labels":
+            values = [summary.get(key + suffix) for suffix in methods.values()]
+            print(f"| {key} | " + " | ".join("" if v is None else f"{v:.3f}" for v in values) + " |")
+    print(f"| ef_labels | {summary['ef_labels']:.3f} |" + " |" * (len(methods) - 1))
     return 0
+
+
+def _names(text):
+    return [x.strip() for x in text.split(",") if x.strip()] if text else []
 
 
 def _demo(args) -> int:
@@ -193,9 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Dice and HD95 (mm) of ED labels propagated to ES for LV-Myo, LV-BP, LV, RV "
                                      "and LV+RV; folding fraction; RMSE; spatial and temporal gradients of the "
                                      "displacements; LV volume curves and ejection fraction; end-point error where "
-                                     "the true motion is known. Writes subjects.csv, summary.csv and a figure.")
+                                     "the true motion is known; for the model, the identity and --baselines. "
+                                     "Writes subjects.csv, summary.csv and two figures.")
     p.add_argument("--data", default="phantom", help="phantom (held-out subjects) or labelled NIfTI data (ACDC-style)")
     p.add_argument("--subjects", type=int, default=8, help="phantom subjects")
+    p.add_argument("--baselines", help="comma-separated classical registrations to compare: syn (ANTsPy), elastix "
+                                       "(itk-elastix); needs pip install 'motionext[baselines]'. Each frame is registered "
+                                       "to ED, which takes seconds per frame")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--model", default="pretrained")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
