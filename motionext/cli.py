@@ -33,6 +33,9 @@ def _common(p, inputs=("input",)):
     p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--grid", choices=["input", "model"], default="input",
+                   help="write outputs on the input's voxel grid (default; images warped at its resolution and "
+                        "intensities) or on the model's grid (1.5 mm, 128 x 128, normalised intensities)")
 
 
 def _ints(text):
@@ -62,15 +65,17 @@ def _motion_verb(args) -> int:
                              frames=_ints(args.frames) if args.frames else None)
     with commands.output_folder(args.out, args.overwrite) as out:
         if args.verb == "track":
-            commands.run_track(model, cine, out)
+            commands.run_track(model, cine, out, grid=args.grid)
         elif args.verb == "compensate":
-            commands.run_compensate(model, cine, out)
+            commands.run_compensate(model, cine, out, grid=args.grid)
         elif args.verb == "transport":
-            commands.run_transport(model, source, target, out)
+            commands.run_transport(model, source, target, out, grid=args.grid)
         elif args.verb == "sample":
-            commands.run_sample(model, cine, out, num_frames=args.num_frames, num_samples=args.num_samples, seed=args.seed)
+            commands.run_sample(model, cine, out, num_frames=args.num_frames, num_samples=args.num_samples, seed=args.seed,
+                                grid=args.grid)
         else:
-            commands.run_reconstruct(model, cine, out, given=given, times=_floats(args.times) if args.times else None)
+            commands.run_reconstruct(model, cine, out, given=given, times=_floats(args.times) if args.times else None,
+                                     grid=args.grid)
     print(f"motionext {args.verb}: wrote {args.out}")
     return 0
 

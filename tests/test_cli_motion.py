@@ -45,6 +45,48 @@ def test_track_writes_readable_nifti(files, tmp_path):
     assert np.allclose(u.affine, labels.affine) and np.load(out / "z.npy").shape == (8, 8)
 
 
+def test_outputs_lie_on_the_input_grid_or_the_model_grid(files, tmp_path):
+    # an input on another grid than the model's: 40 x 36 voxels of 1.25 mm, with an offset
+    p = make_phantom(6, (40, 36), seed=5, spacing=1.25)
+    affine = np.diag([1.25, 1.25, 8.0, 1.0])
+    affine[:3, 3] = [-20.0, 12.0, 4.0]
+    nib.save(nib.Nifti1Image(np.moveaxis(p.frames, 0, -1) * 800, affine), str(tmp_path / "fine.nii.gz"))
+    nib.save(nib.Nifti1Image(p.labels[0], affine), str(tmp_path / "fine_labels.nii.gz"))
+    torch.manual_seed(0)
+    moving = MotionModel(ModelConfig(image_size=SIZE, latent_dim=8, encoder_channels=(4, 8, 8, 2),
+                                     decoder_channels=(8, 8, 8, 4)))
+    with torch.no_grad():  # visible motion, so the comparison below is not about zero fields
+        moving.decoder.velocity.weight.normal_(std=0.05)
+    atomic_save(checkpoint_dict(moving), tmp_path / "moving.pt")
+    args = ["track", str(tmp_path / "fine.nii.gz"), "--labels", str(tmp_path / "fine_labels.nii.gz"),
+            "--model", str(tmp_path / "moving.pt")]
+    assert cli([*args, "--out", str(tmp_path / "in")]) == 0
+    assert cli([*args, "--out", str(tmp_path / "model"), "--grid", "model"]) == 0
+    on_input = {n: nib.load(str(tmp_path / "in" / f"{n}.nii.gz")) for n in ("displacements", "warped_ed", "labels", "frames")}
+    assert on_input["displacements"].shape == (40, 36, 1, 6, 3) and on_input["labels"].shape == (40, 36, 1, 6)
+    for image in on_input.values():
+        np.testing.assert_allclose(image.affine, affine)
+    np.testing.assert_allclose(on_input["frames"].get_fdata()[:, :, 0, 0], p.frames[0] * 800, rtol=1e-5)  # input intensities
+    np.testing.assert_array_equal(np.asanyarray(on_input["labels"].dataobj)[:, :, 0, 0], p.labels[0])  # ED: unmoved
+    on_model = nib.load(str(tmp_path / "model" / "displacements.nii.gz"))
+    assert on_model.shape == (32, 32, 1, 6, 3)
+    # the same motion in mm at the same world point: input voxel (20, 18), interpolated on the model grid
+    from scipy.ndimage import map_coordinates
+
+    m = np.linalg.solve(on_model.affine, affine @ [20, 18, 0, 1])[:2]
+    for k in range(3):
+        model_value = map_coordinates(on_model.get_fdata()[:, :, 0, 3, k], m[:, None], order=1)[0]
+        assert abs(on_input["displacements"].get_fdata()[20, 18, 0, 3, k] - model_value) < 1e-4
+    assert np.abs(on_model.get_fdata()[:, :, 0, 3]).max() > 0.05  # there is motion to compare
+    for verb, extra in (("compensate", []), ("sample", ["--num-samples", "2", "--num-frames", "4"]),
+                        ("reconstruct", ["--every", "2"])):
+        assert _run(files, verb, str(tmp_path / "fine.nii.gz"), *extra, "--out", str(tmp_path / verb)) == 0
+        for output in (tmp_path / verb).glob("*.nii.gz"):
+            assert nib.load(str(output)).shape[:2] == (40, 36), output.name
+    assert _run(files, "transport", str(files / "a.nii.gz"), str(tmp_path / "fine.nii.gz"), "--out", str(tmp_path / "t")) == 0
+    assert nib.load(str(tmp_path / "t" / "transported.nii.gz")).shape == (40, 36, 1, 8)
+
+
 def test_every_verb_runs(files, tmp_path):
     a, b = str(files / "a.nii.gz"), str(files / "b.nii.gz")
     assert _run(files, "compensate", a, "--out", str(tmp_path / "c")) == 0

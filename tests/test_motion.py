@@ -156,3 +156,31 @@ def test_evaluation_skips_structures_not_labelled_at_both_ends(model, phantom):
     assert np.isnan(row["dice_LV-Myo"]) and np.isnan(row["hd95_LV-Myo"])
     assert 0 < row["dice_LV-BP"] <= 1 and row["hd95_LV-BP"] >= 0 and row["epe"] > 0
     assert len(row["lv_volume_curve"]) == 8 and row["folding"] == 0.0
+
+
+def test_input_grid_brings_displacements_back_in_input_voxels():
+    from motionext.data import Cine
+    from motionext.data.preprocess import preprocess
+    from motionext.motion.grid import InputGrid
+
+    angle = 0.3  # an oblique slice: the map must work in index space, whatever the world axes
+    affine = np.eye(4)
+    affine[:2, :2] = [[np.cos(angle) * 1.25, -np.sin(angle) * 1.25], [np.sin(angle) * 1.25, np.cos(angle) * 1.25]]
+    affine[:3, 3] = [10.0, -5.0, 3.0]
+    source = Cine(np.random.default_rng(0).random((3, 40, 36)).astype(np.float32), (1.25, 1.25), affine, name="s")
+    prepared = preprocess(source, spacing=1.5, size=(32, 32))
+    grid = InputGrid(source, prepared)
+    u = np.zeros((3, 2, 32, 32), np.float32)
+    u[:, 0] = 2.0  # 2 model voxels = 3 mm along the first axis
+    back = grid.displacements(u)
+    assert back.shape == (3, 2, 40, 36)
+    np.testing.assert_allclose(back[:, 0], 2.0 * prepared.spacing[0] / 1.25, rtol=1e-5)
+    np.testing.assert_allclose(back[:, 1], 0.0, atol=1e-6)
+    # the world position of every input voxel matches its model-grid position
+    corner = prepared.affine @ [*grid.positions[:, 5, 7], 0, 1]
+    np.testing.assert_allclose(corner, affine @ [5, 7, 0, 1], atol=1e-6)
+    ramp = np.broadcast_to(np.arange(32, dtype=np.float64)[:, None], (32, 32))  # linear: interpolation is exact
+    inner = (grid.positions[0] >= 0) & (grid.positions[0] <= 31)
+    np.testing.assert_allclose(grid.resample(ramp)[inner], grid.positions[0][inner], atol=1e-9)
+    with pytest.raises(ValueError, match="affine"):
+        InputGrid(Cine(source.frames, (1.25, 1.25)), prepared)

@@ -2,8 +2,10 @@
 write NIfTI/.npy into an output folder. Outputs are written to a temporary folder that is
 renamed into place only when everything succeeded, so a failure leaves nothing behind.
 
-Outputs lie on the model's grid (the input resampled in-plane to 1.5 mm and cropped/padded to
-128 × 128) with an affine that keeps their world position, so viewers overlay them on the input.
+Outputs lie on the input's grid by default: displacements are interpolated from the model's
+grid (the input resampled in-plane to 1.5 mm and cropped/padded to 128 × 128) and images are
+warped at the input's resolution and intensities. With grid="model" they stay on the model's
+grid, with an affine that keeps their world position.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from .. import ops
 from ..data.nifti import read_cine
 from . import api
+from .grid import InputGrid
 from .inputs import as_sequence
 from .outputs import save_displacements, save_npy, save_sequence
+
+GRIDS = ("input", "model")
 
 
 @contextlib.contextmanager
@@ -50,58 +57,94 @@ def read_input(path, *, ed: int = 0, slice_index: int | None = None, labels=None
     return cine
 
 
-def _geometry(prepared):
-    """(affine, spacing) of a preprocessed input: where outputs on the model's grid lie."""
-    cine = prepared.cine
-    return (cine.affine if cine is not None else None), prepared.spacing
+class _Placement:
+    """Where a verb's outputs go: the input's own grid (default) or the model's grid. Holds that
+    grid's frames (the input's intensities, or the normalised model input), ED labels, affine
+    and spacing, and brings model-grid displacements and maps onto it."""
+
+    def __init__(self, source, prepared, grid: str):
+        if grid not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}; got {grid!r}")
+        self.input_grid = InputGrid(source, prepared) if grid == "input" else None
+        on = source if grid == "input" else prepared
+        self.frames, self.labels, self.affine, self.spacing = on.frames, on.labels.get(0), on.affine, on.spacing
+
+    def displacements(self, u) -> np.ndarray:
+        if self.input_grid is None:
+            return np.asarray(u.detach().cpu() if isinstance(u, torch.Tensor) else u, dtype=np.float32)
+        return self.input_grid.displacements(u)
+
+    def warp(self, image, u, mode: str = "bilinear") -> np.ndarray:
+        u = torch.from_numpy(np.ascontiguousarray(u))
+        image = torch.as_tensor(np.asarray(image, dtype=np.float32))
+        images = image.expand(u.shape[0], *u.shape[2:]) if image.dim() == u.dim() - 2 else image
+        return ops.warp(images.unsqueeze(1).to(u.dtype), u, mode=mode)[:, 0].numpy()
+
+    def save_sequence(self, path, frames):
+        save_sequence(path, frames, self.affine, self.spacing)
+
+    def save_displacements(self, path, u):
+        save_displacements(path, u, self.affine, self.spacing)
 
 
-def run_track(model, cine, out):
+def _place(model, cine, grid):
+    return _Placement(cine, as_sequence(model, cine).cine, grid)
+
+
+def run_track(model, cine, out, *, grid: str = "input"):
     result = api.track(model, cine)
-    affine, spacing = _geometry(result)
-    save_displacements(out / "displacements.nii.gz", result.displacements.numpy(), affine, spacing)
-    save_sequence(out / "frames.nii.gz", result.frames.numpy(), affine, spacing)
-    save_sequence(out / "warped_ed.nii.gz", result.warped.numpy(), affine, spacing)
-    if result.labels is not None:
-        save_sequence(out / "labels.nii.gz", result.labels.numpy().astype(np.uint8), affine, spacing)
+    place = _Placement(cine, result.cine, grid)
+    u = place.displacements(result.displacements)
+    place.save_displacements(out / "displacements.nii.gz", u)
+    place.save_sequence(out / "frames.nii.gz", place.frames)
+    place.save_sequence(out / "warped_ed.nii.gz", place.warp(place.frames[0], u))
+    if place.labels is not None:
+        labels = place.warp(place.labels, u, mode="nearest").round().astype(np.uint8)
+        place.save_sequence(out / "labels.nii.gz", labels)
     save_npy(out / "z.npy", result.z.numpy())
     return result
 
 
-def run_compensate(model, cine, out):
-    compensated = api.compensate(model, cine)
-    affine, spacing = _geometry(as_sequence(model, cine))
-    save_sequence(out / "compensated.nii.gz", compensated.numpy(), affine, spacing)
+def run_compensate(model, cine, out, *, grid: str = "input"):
+    result = api.track(model, cine)
+    place = _Placement(cine, result.cine, grid)
+    inverse = place.displacements(model.exponentiate(-result.velocities[None])[0])  # exp(-v)
+    compensated = place.warp(place.frames, inverse)  # frame t moved back onto ED
+    place.save_sequence(out / "compensated.nii.gz", compensated)
     return compensated
 
 
-def run_transport(model, source, target, out):
+def run_transport(model, source, target, out, *, grid: str = "input"):
     target_seq = as_sequence(model, target, what="transport target")  # B on the model grid
     moved = api.transport(model, source, target_seq.frames[0], spacing=target_seq.spacing)
-    affine, spacing = _geometry(target_seq)
-    save_sequence(out / "transported.nii.gz", moved.warped.numpy(), affine, spacing)
-    save_displacements(out / "displacements.nii.gz", moved.displacements.numpy(), affine, spacing)
+    place = _Placement(target, target_seq.cine, grid)
+    u = place.displacements(moved.displacements)
+    place.save_sequence(out / "transported.nii.gz", place.warp(place.frames[0], u))
+    place.save_displacements(out / "displacements.nii.gz", u)
     save_npy(out / "z_source.npy", moved.z.numpy())
     return moved
 
 
-def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int | None):
+def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int | None, grid: str = "input"):
     base = as_sequence(model, cine)
     result = api.sample(model, base.frames[0], num_frames=num_frames, num_samples=num_samples,
                         spacing=base.spacing, seed=seed)
-    affine, spacing = _geometry(base)
-    for i, frames in enumerate(result.frames):
-        save_sequence(out / f"sample_{i:02d}.nii.gz", frames.numpy(), affine, spacing)
-    save_sequence(out / "uncertainty.nii.gz", result.uncertainty.numpy(), affine, spacing)
+    place = _Placement(cine, base.cine, grid)
+    fields = np.stack([place.displacements(u) for u in result.displacements])  # (N, T, 2, *S)
+    for i, u in enumerate(fields):
+        place.save_sequence(out / f"sample_{i:02d}.nii.gz", place.warp(place.frames[0], u))
+    magnitude = np.sqrt((fields.astype(np.float64) ** 2).sum(2))  # (N, T, *S), voxels of the output grid
+    place.save_sequence(out / "uncertainty.nii.gz", magnitude.std(0).astype(np.float32))
     save_npy(out / "z.npy", result.z.numpy())
     return result
 
 
-def run_reconstruct(model, cine, out, *, given, times=None):
+def run_reconstruct(model, cine, out, *, given, times=None, grid: str = "input"):
     result = api.reconstruct(model, cine, given, times=times)
-    affine, spacing = _geometry(as_sequence(model, cine))
-    save_sequence(out / "reconstructed.nii.gz", result.warped.numpy(), affine, spacing)
-    save_displacements(out / "displacements.nii.gz", result.displacements.numpy(), affine, spacing)
+    place = _place(model, cine, grid)
+    u = place.displacements(result.displacements)
+    place.save_sequence(out / "reconstructed.nii.gz", place.warp(place.frames[0], u))
+    place.save_displacements(out / "displacements.nii.gz", u)
     if times is not None:
         np.savetxt(out / "times.txt", np.asarray(times, dtype=float))
     return result
