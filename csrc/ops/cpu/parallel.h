@@ -62,9 +62,14 @@ struct AtomicAdd {
 // Like for_each_voxel, for loops that spread values onto other voxels of the same batch item:
 // fn(b, voxel, index, add). With at least as many batch items as threads, each thread owns whole
 // batch items and adds plainly; otherwise voxels are split across threads and adds are atomic.
+// True when whole batch items can go to threads (plain adds suffice for spreading).
+inline bool items_per_thread(int64_t batch) {
+  return batch >= at::get_num_threads() || at::get_num_threads() == 1 || at::in_parallel_region();
+}
+
 template <int NDIM, typename Fn>
 void for_each_voxel_spreading(int64_t batch, const Grid<NDIM>& grid, const Fn& fn) {
-  if (batch >= at::get_num_threads() || at::get_num_threads() == 1 || at::in_parallel_region()) {
+  if (items_per_thread(batch)) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       const PlainAdd add;
       for (int64_t b = begin; b < end; ++b) {

@@ -3,8 +3,11 @@
 #include <torch/library.h>
 
 #include "../scaling_squaring_driver.h"
+#include <type_traits>
+
 #include "motionext/scaling_squaring.h"
 #include "parallel.h"
+#include "warp2d_avx2.h"
 
 namespace motionext {
 namespace {
@@ -17,6 +20,9 @@ struct CpuSquaring {
   // u_next = u + u∘(id + u) with u = scale * field.
   template <int NDIM, typename T, typename field_t>
   static void step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
+    if constexpr (NDIM == 2 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
+      if (cpu::warp2d_avx2_usable(grid)) return cpu::squaring2d_avx2_step(field, scale, u_next, batch, grid, padding);
+    }
     const int64_t n = grid.numel;
     cpu::for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
       squaring_voxel_forward<NDIM, T>(field + b * NDIM * n, scale, u_next + b * NDIM * n, grid, voxel, index, padding);
@@ -27,6 +33,11 @@ struct CpuSquaring {
   template <int NDIM, typename T, typename field_t>
   static void step_backward(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
                             const Grid<NDIM>& grid, Padding padding) {
+    if constexpr (NDIM == 2 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
+      if (cpu::warp2d_avx2_usable(grid) && cpu::items_per_thread(batch)) {
+        return cpu::squaring2d_avx2_step_backward(field, scale, g_next, grad, batch, grid, padding);
+      }
+    }
     const int64_t n = grid.numel;
     cpu::for_each_voxel_spreading(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
       squaring_voxel_backward<NDIM, T>(field + b * NDIM * n, scale, g_next + b * NDIM * n, grad + b * NDIM * n, grid,

@@ -4,11 +4,18 @@
 #include <torch/library.h>
 
 #include "../warp_driver.h"
+#include <type_traits>
+
 #include "motionext/warp.h"
 #include "parallel.h"
+#include "warp2d_avx2.h"
 
 namespace motionext {
 namespace {
+
+// The cases with a vectorised path (warp2d_avx2.h); the rest run the scalar shared math.
+template <int NDIM, Interpolation MODE, typename scalar_t>
+constexpr bool kVectorised = NDIM == 2 && MODE == Interpolation::Linear && std::is_same_v<scalar_t, float>;
 
 struct CpuWarp {
   struct Guard {
@@ -19,6 +26,11 @@ struct CpuWarp {
   static void forward(const scalar_t* image, const scalar_t* displacement, scalar_t* out, int64_t batch,
                       int64_t channels, const Grid<NDIM>& grid, Padding padding) {
     using T = at::opmath_type<scalar_t>;
+    if constexpr (kVectorised<NDIM, MODE, scalar_t>) {
+      if (cpu::warp2d_avx2_usable(grid)) {
+        return cpu::warp2d_avx2_forward(image, displacement, out, batch, channels, grid, padding);
+      }
+    }
     const int64_t n = grid.numel;
     cpu::for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
       warp_voxel_forward<NDIM, T, MODE>(image + b * channels * n, displacement + b * NDIM * n, out + b * channels * n,
@@ -31,6 +43,12 @@ struct CpuWarp {
                        at::opmath_type<scalar_t>* grad_image, scalar_t* grad_displacement, int64_t batch,
                        int64_t channels, const Grid<NDIM>& grid, Padding padding) {
     using T = at::opmath_type<scalar_t>;
+    if constexpr (kVectorised<NDIM, MODE, scalar_t>) {
+      if (!grad_image && cpu::warp2d_avx2_usable(grid)) {
+        return cpu::warp2d_avx2_displacement_grad(grad_output, image, displacement, grad_displacement, batch, channels,
+                                                  grid, padding);
+      }
+    }
     const int64_t n = grid.numel;
     auto body = [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
       warp_voxel_backward<NDIM, T, MODE>(grad_output + b * channels * n, image + b * channels * n,

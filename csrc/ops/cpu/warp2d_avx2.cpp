@@ -1,0 +1,347 @@
+// See warp2d_avx2.h. The vector functions are compiled for AVX2+FMA through a target attribute
+// (lambdas do not inherit it, so the parallel loops only call them); callers check
+// warp2d_avx2_usable() first.
+#include "warp2d_avx2.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <ATen/Parallel.h>
+
+#include "motionext/interpolation.h"
+#include "motionext/scaling_squaring.h"
+#include "motionext/warp.h"
+#include "parallel.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MOTIONEXT_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#define MOTIONEXT_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define MOTIONEXT_HAVE_AVX2_PATH 0
+#endif
+
+namespace motionext {
+namespace cpu {
+
+namespace {
+constexpr int64_t kRowsPerTask = 16;
+
+bool simd_allowed() {
+  static const bool allowed = [] {
+    const char* flag = std::getenv("MOTIONEXT_CPU_SIMD");
+    return flag == nullptr || std::strcmp(flag, "0") != 0;
+  }();
+  return allowed;
+}
+}  // namespace
+
+#if MOTIONEXT_HAVE_AVX2_PATH
+
+namespace {
+
+// One axis of the bilinear stencil for 8 sample coordinates, as in linear_stencil().
+struct Axis {
+  __m256i lo, hi;        // clamped neighbour indices
+  __m256 w_lo, w_hi;     // weights, 0 for a neighbour outside the image
+  __m256 dw_lo, dw_hi;   // their derivatives, 0 where border padding clamped the point
+};
+
+MOTIONEXT_AVX2 inline Axis axis_stencil(__m256 p, int64_t size, Padding padding) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const float last = static_cast<float>(size - 1);
+  Axis a;
+  __m256 slope = one;
+  if (padding == Padding::Border) {
+    // max/min return their second operand for NaN, so a NaN point lands on the image too.
+    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(p, _mm256_setzero_ps()), _mm256_set1_ps(last));
+    slope = _mm256_and_ps(_mm256_cmp_ps(clamped, p, _CMP_EQ_OQ), one);
+    p = clamped;
+  } else {
+    p = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-2.0f)), _mm256_set1_ps(last + 2.0f));
+  }
+  const __m256 floor = _mm256_floor_ps(p);
+  const __m256 frac = _mm256_sub_ps(p, floor);
+  const __m256i lo = _mm256_cvttps_epi32(floor);
+  const __m256i hi = _mm256_add_epi32(lo, _mm256_set1_epi32(1));
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(size - 1));
+  const __m256i zero = _mm256_setzero_si256();
+  // inside: 0 <= index <= size - 1
+  const __m256 in_lo = _mm256_and_ps(
+      _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(zero, lo), _mm256_cmpgt_epi32(lo, top)),
+                                              _mm256_set1_epi32(-1))), one);
+  const __m256 in_hi = _mm256_and_ps(
+      _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(zero, hi), _mm256_cmpgt_epi32(hi, top)),
+                                              _mm256_set1_epi32(-1))), one);
+  a.lo = _mm256_min_epi32(_mm256_max_epi32(lo, zero), top);
+  a.hi = _mm256_min_epi32(_mm256_max_epi32(hi, zero), top);
+  a.w_lo = _mm256_mul_ps(_mm256_sub_ps(one, frac), in_lo);
+  a.w_hi = _mm256_mul_ps(frac, in_hi);
+  a.dw_lo = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), slope), in_lo);
+  a.dw_hi = _mm256_mul_ps(slope, in_hi);
+  return a;
+}
+
+// The bilinear stencil of 8 consecutive voxels (row i, columns j..j+7).
+struct Block {
+  Axis x, y;                         // axis 0 (rows) and axis 1 (columns)
+  __m256i o00, o01, o10, o11;        // flat offsets of the four corners
+  __m256 finite;                     // all-ones where the sample point is finite
+};
+
+// The sample points are (i, j..j+7) + scale * (u0, u1).
+MOTIONEXT_AVX2 inline Block block_stencil(const float* u0, const float* u1, int64_t i, int64_t j, const Grid<2>& grid,
+                                          Padding padding, float scale = 1.0f) {
+  const __m256 d0 = _mm256_loadu_ps(u0), d1 = _mm256_loadu_ps(u1), factor = _mm256_set1_ps(scale);
+  const __m256 px = _mm256_fmadd_ps(factor, d0, _mm256_set1_ps(static_cast<float>(i)));
+  const __m256 columns = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(j)), _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 py = _mm256_fmadd_ps(factor, d1, columns);
+  Block b;
+  // finite: x - x == 0 for both coordinates, as is_finite()
+  b.finite = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(px, px), _mm256_setzero_ps(), _CMP_EQ_OQ),
+                           _mm256_cmp_ps(_mm256_sub_ps(py, py), _mm256_setzero_ps(), _CMP_EQ_OQ));
+  b.x = axis_stencil(px, grid.size[0], padding);
+  b.y = axis_stencil(py, grid.size[1], padding);
+  const __m256i width = _mm256_set1_epi32(static_cast<int>(grid.stride[0]));
+  const __m256i row_lo = _mm256_mullo_epi32(b.x.lo, width), row_hi = _mm256_mullo_epi32(b.x.hi, width);
+  b.o00 = _mm256_add_epi32(row_lo, b.y.lo);
+  b.o01 = _mm256_add_epi32(row_lo, b.y.hi);
+  b.o10 = _mm256_add_epi32(row_hi, b.y.lo);
+  b.o11 = _mm256_add_epi32(row_hi, b.y.hi);
+  return b;
+}
+
+struct Corners {
+  __m256 v00, v01, v10, v11;
+};
+
+MOTIONEXT_AVX2 inline Corners gather(const float* channel, const Block& b) {
+  return {_mm256_i32gather_ps(channel, b.o00, 4), _mm256_i32gather_ps(channel, b.o01, 4),
+          _mm256_i32gather_ps(channel, b.o10, 4), _mm256_i32gather_ps(channel, b.o11, 4)};
+}
+
+MOTIONEXT_AVX2 inline __m256 bilinear(const Block& s, const Corners& v) {
+  const __m256 top = _mm256_fmadd_ps(s.y.w_lo, v.v00, _mm256_mul_ps(s.y.w_hi, v.v01));
+  const __m256 bottom = _mm256_fmadd_ps(s.y.w_lo, v.v10, _mm256_mul_ps(s.y.w_hi, v.v11));
+  return _mm256_fmadd_ps(s.x.w_lo, top, _mm256_mul_ps(s.x.w_hi, bottom));
+}
+
+// d(bilinear value) / d(sample point) along both axes.
+struct Derivatives {
+  __m256 dx, dy;
+};
+
+MOTIONEXT_AVX2 inline Derivatives derivatives(const Block& s, const Corners& v) {
+  const __m256 top = _mm256_fmadd_ps(s.y.w_lo, v.v00, _mm256_mul_ps(s.y.w_hi, v.v01));
+  const __m256 bottom = _mm256_fmadd_ps(s.y.w_lo, v.v10, _mm256_mul_ps(s.y.w_hi, v.v11));
+  const __m256 dtop = _mm256_fmadd_ps(s.y.dw_lo, v.v00, _mm256_mul_ps(s.y.dw_hi, v.v01));
+  const __m256 dbottom = _mm256_fmadd_ps(s.y.dw_lo, v.v10, _mm256_mul_ps(s.y.dw_hi, v.v11));
+  return {_mm256_fmadd_ps(s.x.dw_lo, top, _mm256_mul_ps(s.x.dw_hi, bottom)),
+          _mm256_fmadd_ps(s.x.w_lo, dtop, _mm256_mul_ps(s.x.w_hi, dbottom))};
+}
+
+// Rows [begin, end) of all batch items (row r is row r % H of item r / H), sampled at
+// x + scale * field(x): op.block(b, voxel, stencil) for each block of 8 columns, and
+// op.tail(b, voxel, index) for each column left over (the scalar shared math).
+template <typename Op>
+MOTIONEXT_AVX2 void walk_rows(int64_t begin, int64_t end, const float* field, float scale, const Grid<2>& grid,
+                              Padding padding, const Op& op) {
+  const int64_t n = grid.numel, rows = grid.size[0], width = grid.size[1];
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t b = r / rows, i = r - b * rows;
+    const float* u = field + b * 2 * n;
+    int64_t j = 0;
+    for (; j + 8 <= width; j += 8) {
+      const int64_t voxel = i * width + j;
+      op.block(b, voxel, block_stencil(u + voxel, u + n + voxel, i, j, grid, padding, scale));
+    }
+    for (; j < width; ++j) {
+      const int64_t index[2] = {i, j};
+      op.tail(b, i * width + j, index);
+    }
+  }
+}
+
+struct WarpForward {
+  const float *image, *displacement;
+  float* out;
+  int64_t channels;
+  const Grid<2>& grid;
+  Padding padding;
+
+  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      const int64_t c = (b * channels + ch) * grid.numel;
+      _mm256_storeu_ps(out + c + voxel, _mm256_blendv_ps(nan, bilinear(s, gather(image + c, s)), s.finite));
+    }
+  }
+
+  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
+    const int64_t n = grid.numel;
+    warp_voxel_forward<2, float, Interpolation::Linear>(image + b * channels * n, displacement + b * 2 * n,
+                                                         out + b * channels * n, channels, grid, voxel, index, padding);
+  }
+};
+
+struct WarpDisplacementGrad {
+  const float *grad_output, *image, *displacement;
+  float* grad_displacement;
+  int64_t channels;
+  const Grid<2>& grid;
+  Padding padding;
+
+  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    const int64_t n = grid.numel;
+    __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      const int64_t c = (b * channels + ch) * n;
+      const Derivatives d = derivatives(s, gather(image + c, s));
+      const __m256 g = _mm256_loadu_ps(grad_output + c + voxel);
+      g0 = _mm256_fmadd_ps(g, d.dx, g0);
+      g1 = _mm256_fmadd_ps(g, d.dy, g1);
+    }
+    const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
+    float* gu = grad_displacement + b * 2 * n + voxel;
+    _mm256_storeu_ps(gu, _mm256_blendv_ps(nan, g0, s.finite));
+    _mm256_storeu_ps(gu + n, _mm256_blendv_ps(nan, g1, s.finite));
+  }
+
+  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
+    const int64_t n = grid.numel;
+    warp_voxel_backward<2, float, Interpolation::Linear>(
+        grad_output + b * channels * n, image + b * channels * n, displacement + b * 2 * n,
+        static_cast<float*>(nullptr), grad_displacement + b * 2 * n, channels, grid, voxel, index, padding, PlainAdd());
+  }
+};
+
+// One scaling-and-squaring step: u_next = scale * (field + field(x + scale * field)).
+struct SquaringStep {
+  const float* field;
+  float scale;
+  float* u_next;
+  const Grid<2>& grid;
+  Padding padding;
+
+  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    const int64_t n = grid.numel;
+    const float* u = field + b * 2 * n;
+    const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale);
+    for (int k = 0; k < 2; ++k) {
+      const __m256 value = _mm256_add_ps(_mm256_loadu_ps(u + k * n + voxel), bilinear(s, gather(u + k * n, s)));
+      _mm256_storeu_ps(u_next + b * 2 * n + k * n + voxel, _mm256_blendv_ps(nan, _mm256_mul_ps(factor, value), s.finite));
+    }
+  }
+
+  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
+    const int64_t n = grid.numel;
+    squaring_voxel_forward<2, float>(field + b * 2 * n, scale, u_next + b * 2 * n, grid, voxel, index, padding);
+  }
+};
+
+// The adjoint of one squaring step for one batch item, as squaring_voxel_backward(): grad
+// (zeroed) receives g_next + the derivative through each sample point, and the spread of g_next
+// onto the corners each voxel read. The spread is a scatter, done lane by lane; one thread owns
+// the item, so plain adds are safe.
+MOTIONEXT_AVX2 void squaring_backward_item(const float* u, float scale, const float* g_next, float* grad,
+                                           const Grid<2>& grid, Padding padding) {
+  const int64_t n = grid.numel, rows = grid.size[0], width = grid.size[1];
+  const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
+  alignas(32) int32_t offsets[4][8];
+  alignas(32) float parts[4][8];
+  for (int64_t i = 0; i < rows; ++i) {
+    int64_t j = 0;
+    for (; j + 8 <= width; j += 8) {
+      const int64_t voxel = i * width + j;
+      const Block s = block_stencil(u + voxel, u + n + voxel, i, j, grid, padding, scale);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[0]), s.o00);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[1]), s.o01);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[2]), s.o10);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[3]), s.o11);
+      const __m256 weights[4] = {_mm256_mul_ps(s.x.w_lo, s.y.w_lo), _mm256_mul_ps(s.x.w_lo, s.y.w_hi),
+                                 _mm256_mul_ps(s.x.w_hi, s.y.w_lo), _mm256_mul_ps(s.x.w_hi, s.y.w_hi)};
+      __m256 local0 = zero, local1 = zero;
+      for (int ch = 0; ch < 2; ++ch) {
+        const __m256 g = _mm256_loadu_ps(g_next + ch * n + voxel);
+        const Derivatives d = derivatives(s, gather(u + ch * n, s));
+        const __m256 gs = _mm256_mul_ps(g, factor);
+        local0 = _mm256_fmadd_ps(gs, d.dx, local0);
+        local1 = _mm256_fmadd_ps(gs, d.dy, local1);
+        // corners with weight 0 (outside, or a non-finite point) receive nothing, as in spread()
+        for (int c = 0; c < 4; ++c) {
+          const __m256 keep = _mm256_and_ps(s.finite, _mm256_cmp_ps(weights[c], zero, _CMP_NEQ_UQ));
+          _mm256_store_ps(parts[c], _mm256_and_ps(keep, _mm256_mul_ps(weights[c], g)));
+        }
+        float* target = grad + ch * n;
+        for (int lane = 0; lane < 8; ++lane) {
+          for (int c = 0; c < 4; ++c) target[offsets[c][lane]] += parts[c][lane];
+        }
+      }
+      for (int k = 0; k < 2; ++k) {
+        float* here = grad + k * n + voxel;
+        const __m256 own = _mm256_add_ps(_mm256_loadu_ps(g_next + k * n + voxel), k == 0 ? local0 : local1);
+        _mm256_storeu_ps(here, _mm256_add_ps(_mm256_loadu_ps(here), _mm256_blendv_ps(nan, own, s.finite)));
+      }
+    }
+    for (; j < width; ++j) {
+      const int64_t index[2] = {i, j};
+      squaring_voxel_backward<2, float>(u, scale, g_next, grad, grid, i * width + j, index, padding, PlainAdd());
+    }
+  }
+}
+
+}  // namespace
+
+bool avx2_path_active() {
+  static const bool cpu_ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return cpu_ok && simd_allowed();
+}
+
+bool warp2d_avx2_usable(const Grid<2>& grid) { return avx2_path_active() && grid.numel < (int64_t(1) << 31); }
+
+void warp2d_avx2_forward(const float* image, const float* displacement, float* out, int64_t batch, int64_t channels,
+                         const Grid<2>& grid, Padding padding) {
+  const WarpForward op{image, displacement, out, channels, grid, padding};
+  at::parallel_for(0, batch * grid.size[0], kRowsPerTask,
+                   [&](int64_t begin, int64_t end) { walk_rows(begin, end, displacement, 1.0f, grid, padding, op); });
+}
+
+void squaring2d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<2>& grid,
+                          Padding padding) {
+  const SquaringStep op{field, scale, u_next, grid, padding};
+  at::parallel_for(0, batch * grid.size[0], kRowsPerTask,
+                   [&](int64_t begin, int64_t end) { walk_rows(begin, end, field, scale, grid, padding, op); });
+}
+
+void squaring2d_avx2_step_backward(const float* field, float scale, const float* g_next, float* grad, int64_t batch,
+                                   const Grid<2>& grid, Padding padding) {
+  const int64_t n = grid.numel;
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      squaring_backward_item(field + b * 2 * n, scale, g_next + b * 2 * n, grad + b * 2 * n, grid, padding);
+    }
+  });
+}
+
+void warp2d_avx2_displacement_grad(const float* grad_output, const float* image, const float* displacement,
+                                   float* grad_displacement, int64_t batch, int64_t channels, const Grid<2>& grid,
+                                   Padding padding) {
+  const WarpDisplacementGrad op{grad_output, image, displacement, grad_displacement, channels, grid, padding};
+  at::parallel_for(0, batch * grid.size[0], kRowsPerTask,
+                   [&](int64_t begin, int64_t end) { walk_rows(begin, end, displacement, 1.0f, grid, padding, op); });
+}
+
+#else  // no AVX2 path on this platform: never usable, never called
+
+bool avx2_path_active() { return false; }
+bool warp2d_avx2_usable(const Grid<2>&) { return false; }
+void warp2d_avx2_forward(const float*, const float*, float*, int64_t, int64_t, const Grid<2>&, Padding) {}
+void warp2d_avx2_displacement_grad(const float*, const float*, const float*, float*, int64_t, int64_t,
+                                   const Grid<2>&, Padding) {}
+void squaring2d_avx2_step(const float*, float, float*, int64_t, const Grid<2>&, Padding) {}
+void squaring2d_avx2_step_backward(const float*, float, const float*, float*, int64_t, const Grid<2>&, Padding) {}
+
+#endif
+
+}  // namespace cpu
+}  // namespace motionext

@@ -1,0 +1,65 @@
+"""The vectorised CPU paths of warp and of scaling-and-squaring (2D, float32, bilinear; AVX2)
+against the scalar shared math they replace: the same op run in a process with MOTIONEXT_CPU_SIMD=0. Rows of several widths
+(blocks of 8 and left-over columns), both paddings, points far outside the image, NaN and Inf."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from motionext import ops
+
+from conftest import needs_compiled
+
+CASES = [(2, 1, 9, 13), (1, 3, 16, 8), (3, 2, 5, 37)]
+
+
+def _inputs(shape):
+    b, c, h, w = shape
+    g = torch.Generator().manual_seed(h * 100 + w)
+    image = torch.rand(b, c, h, w, generator=g)
+    field = torch.randn(b, 2, h, w, generator=g) * 6  # many points leave the image
+    field[0, 0, 0, 0], field[0, 1, 1, 2], field[-1, 0, -1, -1] = float("nan"), float("inf"), -float("inf")
+    return image, field
+
+
+def _run_all():
+    torch.manual_seed(0)
+    results = {}
+    for shape in CASES:
+        image, field = _inputs(shape)
+        for padding in ("border", "zeros"):
+            out = torch.ops.motionext.warp(image, field, "bilinear", padding)
+            grad = torch.rand_like(out)
+            _, grad_field = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding, [False, True])
+            results[f"{shape}-{padding}"] = (out, grad_field)
+            velocity = field / 3
+            u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
+            grad_velocity = torch.ops.motionext.scaling_squaring_backward(torch.rand_like(u), velocity, trajectory, 5,
+                                                                           padding)
+            results[f"{shape}-{padding}-squaring"] = (u, grad_velocity)
+    return results
+
+
+SCRIPT = f"""
+import sys, torch
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from test_ops_simd import _run_all
+torch.save(_run_all(), sys.argv[1])
+"""
+
+
+@needs_compiled
+def test_vectorised_paths_match_the_scalar_math(tmp_path):
+    if ops.build_info().get("cpu_simd") != "avx2":
+        pytest.skip("no AVX2 on this CPU, or MOTIONEXT_CPU_SIMD=0: only the scalar path runs")
+    vector = _run_all()
+    env = {**os.environ, "MOTIONEXT_CPU_SIMD": "0"}
+    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "scalar.pt")], env=env, check=True, timeout=300)
+    scalar = torch.load(tmp_path / "scalar.pt")
+    for key, (out, grad_field) in vector.items():
+        torch.testing.assert_close(out, scalar[key][0], rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
+        torch.testing.assert_close(grad_field, scalar[key][1], rtol=1e-4, atol=1e-5, equal_nan=True, msg=key)
+        assert out.isnan().any() and (~out.isnan()).any()  # NaN where a point is not finite, values elsewhere
