@@ -78,3 +78,21 @@ def test_missing_packages_are_skipped_with_a_clear_message(monkeypatch, tmp_path
     assert "| motionext | identity |" in captured.out
     assert cli([*args, "--out", str(tmp_path / "ev2"), "--baselines", "demons"]) == 2
     assert "unknown baseline" in capsys.readouterr().err
+
+
+@_needs("syn")
+def test_cli_evaluate_compares_with_syn(tmp_path, capsys):
+    import csv
+
+    torch.manual_seed(0)
+    model = MotionModel(ModelConfig(image_size=(32, 32), latent_dim=8, encoder_channels=(4, 8, 8, 2),
+                                    decoder_channels=(8, 8, 8, 4)))
+    atomic_save(checkpoint_dict(model), tmp_path / "model.pt")
+    out = tmp_path / "ev"
+    assert cli(["evaluate", "--subjects", "1", "--model", str(tmp_path / "model.pt"), "--quiet", "--baselines", "syn",
+                "--out", str(out)]) == 0
+    assert "| measure | motionext | identity | syn |" in capsys.readouterr().out
+    with open(out / "summary.csv") as f:
+        summary = next(csv.DictReader(f))
+    assert float(summary["dice_LV-BP_syn"]) > float(summary["dice_LV-BP_identity"])
+    assert (out / "lv_volume_methods.png").stat().st_size > 0
