@@ -85,10 +85,22 @@ class TrainConfig:
         return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
 
 
-def _split(count: int, fraction: float, seed: int):
-    order = np.random.default_rng(seed).permutation(count)
+def subject_of(name: str) -> str:
+    """The subject a sequence comes from: its name without the slice suffix."""
+    return name.split("[slice")[0]
+
+
+def split_by_subject(names: list, fraction: float, seed: int):
+    """(train, validation) sequence indices; all slices of a subject fall on the same side, and
+    about `fraction` of the subjects (at least one, never all) are held out."""
+    subjects = sorted({subject_of(n) for n in names})
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    count = len(subjects)
     n_val = min(count - 1, max(1, int(round(count * fraction)))) if count > 1 and fraction > 0 else 0
-    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+    held_out = {subjects[i] for i in order[:n_val]}
+    train = [i for i, n in enumerate(names) if subject_of(n) not in held_out]
+    val = [i for i, n in enumerate(names) if subject_of(n) in held_out]
+    return train, val
 
 
 @torch.no_grad()
@@ -227,7 +239,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
     sequences = _load_data(config, procs, progress)
-    train_ids, val_ids = _split(len(sequences), config.val_fraction, config.seed)
+    train_ids, val_ids = split_by_subject([s.name for s in sequences], config.val_fraction, config.seed)
     loader = _loader(config, [sequences[i] for i in train_ids], procs, start)
     model = MotionModel(model_config).to(device)
     if state is not None:

@@ -132,6 +132,17 @@ def test_cli_trains_from_a_cache_in_batches(tmp_path, capsys):
     assert config["train"]["num_frames"] == 8 and config["run"]["global_batch"] == 2
 
 
+def test_validation_holds_out_whole_subjects():
+    from motionext.train import split_by_subject, subject_of
+
+    names = [f"patient{p:03d}_4d[slice {k}]" for p in range(10) for k in range(4)] + ["phantom000", "phantom001"]
+    train_ids, val_ids = split_by_subject(names, 0.25, seed=0)
+    assert sorted(train_ids + val_ids) == list(range(len(names)))
+    held_out = {subject_of(names[i]) for i in val_ids}
+    assert len(held_out) == 3 and not held_out & {subject_of(names[i]) for i in train_ids}
+    assert split_by_subject(["only[slice 0]", "only[slice 1]"], 0.5, seed=0) == ([0, 1], [])
+
+
 def test_command_line_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "motionext.cli", "info"], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).parent)
