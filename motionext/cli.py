@@ -17,7 +17,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, num_frames=args.frames, seed=args.seed, spacing=args.spacing,
         size=tuple(args.size), augment=not args.no_augment, val_every=args.val_every,
         checkpoint_every=args.checkpoint_every, phantom_subjects=args.phantom_subjects, device=args.device,
-        workers=args.workers, cache=args.cache, amp=not args.no_amp, model=model,
+        workers=args.workers, cache=args.cache, init=args.init, amp=not args.no_amp, model=model,
     )
     row = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only process 0 reports
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--model", help='model settings as JSON, e.g. \'{"tds_probability": 0.0}\'')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", help="start from these weights: 'pretrained' or a checkpoint (fine-tuning; the "
+                                  "optimizer starts fresh)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

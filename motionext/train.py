@@ -59,6 +59,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int | None = None        # DataLoader workers per process; None: 4 on CUDA, 0 on CPU
     cache: str | None = None          # preprocessing cache folder for NIfTI sources
+    init: str | None = None           # start from these weights ("pretrained" or a checkpoint): fine-tuning
     amp: bool = True
     model: dict = field(default_factory=dict)
 
@@ -78,11 +79,30 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
 
     def model_config(self) -> ModelConfig:
+        if self.init is not None and not self.model:
+            # fine-tuning keeps the architecture of the weights it starts from
+            return ModelConfig.from_dict({**read_checkpoint(_init_path(self.init))["config"], "image_size": self.size})
         return ModelConfig.from_dict({"image_size": self.size, **self.model})
 
     def learning_rate(self, world: int) -> float:
         """The learning rate for `world` processes: lr scaled by the global batch size."""
         return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
+
+
+def _init_path(init: str):
+    from .model.io import PRETRAINED
+
+    return PRETRAINED if init == "pretrained" else Path(init)
+
+
+def _initial_weights(config: TrainConfig, model: MotionModel) -> None:
+    """Load --init weights into a freshly built model, refusing ones of another architecture."""
+    path = _init_path(config.init)
+    saved = read_checkpoint(path)
+    if ModelConfig.from_dict(saved["config"]) != model.config:
+        raise ValueError(f"--init {config.init}: its model settings {saved['config']} differ from this run's "
+                         f"{model.config.to_dict()}; drop --model or use matching --size")
+    model.load_state_dict(saved["model"])
 
 
 def subject_of(name: str) -> str:
@@ -241,9 +261,12 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     sequences = _load_data(config, procs, progress)
     train_ids, val_ids = split_by_subject([s.name for s in sequences], config.val_fraction, config.seed)
     loader = _loader(config, [sequences[i] for i in train_ids], procs, start)
-    model = MotionModel(model_config).to(device)
+    model = MotionModel(model_config)
     if state is not None:
         model.load_state_dict(state["model"])
+    elif config.init is not None:
+        _initial_weights(config, model)
+    model = model.to(device)
     replica = model
     if procs.world > 1:
         replica = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

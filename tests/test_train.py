@@ -132,6 +132,19 @@ def test_cli_trains_from_a_cache_in_batches(tmp_path, capsys):
     assert config["train"]["num_frames"] == 8 and config["run"]["global_batch"] == 2
 
 
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    train(_config(tmp_path / "base", steps=2), progress=False)
+    base = tmp_path / "base" / "model.pt"
+    # lr 0: the run must end exactly where it started, i.e. at the --init weights
+    train(_config(tmp_path / "tuned", steps=2, lr=0.0, init=str(base), model={}), progress=False)
+    a, b = _params(base), _params(tmp_path / "tuned" / "model.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["model"]["latent_dim"] == 8  # its architecture
+    with pytest.raises(ValueError, match="--init"):
+        train(_config(tmp_path / "other", steps=1, init=str(base), model={**TINY_MODEL, "latent_dim": 4}), progress=False)
+
+
 def test_validation_holds_out_whole_subjects():
     from motionext.train import split_by_subject, subject_of
 
