@@ -79,10 +79,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
 
     def model_config(self) -> ModelConfig:
-        if self.init is not None and not self.model:
-            # fine-tuning keeps the architecture of the weights it starts from
-            return ModelConfig.from_dict({**read_checkpoint(_init_path(self.init))["config"], "image_size": self.size})
-        return ModelConfig.from_dict({"image_size": self.size, **self.model})
+        # fine-tuning starts from the settings of the weights it loads; `model` overrides them
+        base = read_checkpoint(_init_path(self.init))["config"] if self.init is not None else {}
+        return ModelConfig.from_dict({**base, "image_size": self.size, **self.model})
 
     def learning_rate(self, world: int) -> float:
         """The learning rate for `world` processes: lr scaled by the global batch size."""
@@ -97,12 +96,11 @@ def _init_path(init: str):
 
 def _initial_weights(config: TrainConfig, model: MotionModel) -> None:
     """Load --init weights into a freshly built model, refusing ones of another architecture."""
-    path = _init_path(config.init)
-    saved = read_checkpoint(path)
-    if ModelConfig.from_dict(saved["config"]) != model.config:
-        raise ValueError(f"--init {config.init}: its model settings {saved['config']} differ from this run's "
-                         f"{model.config.to_dict()}; drop --model or use matching --size")
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(read_checkpoint(_init_path(config.init))["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"--init {config.init}: its weights do not fit this run's model (--model or --size change "
+                         f"the architecture): {str(exc).splitlines()[0]}") from exc
 
 
 def subject_of(name: str) -> str:

@@ -141,8 +141,11 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["model"]["latent_dim"] == 8  # its architecture
-    with pytest.raises(ValueError, match="--init"):
-        train(_config(tmp_path / "other", steps=1, init=str(base), model={**TINY_MODEL, "latent_dim": 4}), progress=False)
+    # loss settings may change when fine-tuning; the architecture may not
+    train(_config(tmp_path / "tds", steps=1, init=str(base), model={"tds_probability": 0.0}), progress=False)
+    assert json.loads((tmp_path / "tds" / "config.json").read_text())["model"]["tds_probability"] == 0.0
+    with pytest.raises(ValueError, match="do not fit"):
+        train(_config(tmp_path / "other", steps=1, init=str(base), model={"latent_dim": 4}), progress=False)
 
 
 def test_validation_holds_out_whole_subjects():
