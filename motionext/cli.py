@@ -99,8 +99,7 @@ def _evaluate(args) -> int:
     summary = summarize(rows)
     methods = {"motionext": "", "identity": "_identity", **{b: f"_{b}" for b in baselines}}
     with output_folder(args.out, args.overwrite) as out:
-        fields = [k for k in rows[0] if not is_curve(k)]
-        save_csv(out / "subjects.csv", rows, fields + [k for k in rows[0] if is_curve(k)])
+        save_csv(out / "subjects.csv", rows, sorted(rows[0], key=is_curve))  # the long curves last
         save_csv(out / "summary.csv", [summary], list(summary))
         curves = {r["subject"]: r["lv_volume_curve"] for r in rows[:6]}
         figures.volume_curves(out / "lv_volume_curves.png", curves, ylabel="LV blood pool (mm² per slice)")
@@ -108,8 +107,9 @@ def _evaluate(args) -> int:
         figures.volume_curves(out / "lv_volume_methods.png", first, ylabel=f"LV blood pool of {rows[0]['subject']} (mm²)")
     print(f"{len(rows)} subjects from {args.data}; mean over subjects:")
     print("| measure | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
+    others = tuple(suffix for suffix in methods.values() if suffix)
     for key in summary:
-        if key in rows[0] and not any(key.endswith(s) for s in methods.values() if s) and key != "ef_labels":
+        if not key.endswith(others) and key != "ef_labels":  # the model's measures, one row each
             values = [summary.get(key + suffix) for suffix in methods.values()]
             print(f"| {key} | " + " | ".join("" if v is None else f"{v:.3f}" for v in values) + " |")
     print(f"| ef_labels | {summary['ef_labels']:.3f} |" + " |" * (len(methods) - 1))

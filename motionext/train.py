@@ -78,28 +78,31 @@ class TrainConfig:
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
 
-    def model_config(self) -> ModelConfig:
-        # fine-tuning starts from the settings of the weights it loads; `model` overrides them
-        base = read_checkpoint(_init_path(self.init))["config"] if self.init is not None else {}
-        return ModelConfig.from_dict({**base, "image_size": self.size, **self.model})
+    def model_config(self, init_config: dict | None = None) -> ModelConfig:
+        """The model's settings; fine-tuning starts from those of the --init weights
+        (`init_config`), which `model` overrides."""
+        return ModelConfig.from_dict({**(init_config or {}), "image_size": self.size, **self.model})
 
     def learning_rate(self, world: int) -> float:
         """The learning rate for `world` processes: lr scaled by the global batch size."""
         return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
 
 
-def _init_path(init: str):
+def _read_init(init: str | None) -> dict | None:
+    """The --init checkpoint ("pretrained" is the bundled model), or None."""
+    if init is None:
+        return None
     from .model.io import PRETRAINED
 
-    return PRETRAINED if init == "pretrained" else Path(init)
+    return read_checkpoint(PRETRAINED if init == "pretrained" else Path(init))
 
 
-def _initial_weights(config: TrainConfig, model: MotionModel) -> None:
+def _initial_weights(model: MotionModel, init: dict, name: str) -> None:
     """Load --init weights into a freshly built model, refusing ones of another architecture."""
     try:
-        model.load_state_dict(read_checkpoint(_init_path(config.init))["model"])
+        model.load_state_dict(init["model"])
     except RuntimeError as exc:
-        raise ValueError(f"--init {config.init}: its weights do not fit this run's model (--model or --size change "
+        raise ValueError(f"--init {name}: its weights do not fit this run's model (--model or --size change "
                          f"the architecture): {str(exc).splitlines()[0]}") from exc
 
 
@@ -243,7 +246,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     out = Path(config.out)
     checkpoint_path = out / "checkpoint.pt"
     device = procs.device
-    model_config = config.model_config()
+    init = _read_init(config.init)
+    model_config = config.model_config(init["config"] if init is not None else None)
     state = _read_resume_state(config, checkpoint_path, procs) if resume else None
     start = int(state["step"]) if state is not None else 0
     if state is not None and procs.main:
@@ -262,8 +266,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     model = MotionModel(model_config)
     if state is not None:
         model.load_state_dict(state["model"])
-    elif config.init is not None:
-        _initial_weights(config, model)
+    elif init is not None:
+        _initial_weights(model, init, config.init)
     model = model.to(device)
     replica = model
     if procs.world > 1:

@@ -93,17 +93,22 @@ def test_loss_decreases_on_the_phantom():
     torch.manual_seed(0)
     model = MotionModel(ModelConfig(**SMALL, tds_probability=0.0)).train()
     frames = _frames(t=8)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = _recon_losses(model, frames, (1.5, 1.5), steps=50)
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+    assert all(np.isfinite(losses))
+
+
+def _recon_losses(model, frames, spacing, steps: int, lr: float = 5e-3) -> list:
+    """Train `model` on one batch for `steps` Adam steps; the reconstruction term at each."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for _ in range(50):
-        out = model(frames, (1.5, 1.5))
-        terms = motion_loss(model, frames, out)
+    for _ in range(steps):
+        terms = motion_loss(model, frames, model(frames, spacing))
         optimizer.zero_grad()
         terms["loss"].backward()
         optimizer.step()
         losses.append(float(terms["recon"].detach()))
-    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
-    assert all(np.isfinite(losses))
+    return losses
 
 
 def test_config_round_trip_and_validation():
@@ -124,14 +129,6 @@ def test_a_3d_phantom_trains_with_the_same_code():
     model = MotionModel(config).train()
     p = make_phantom(5, (16, 16, 8), seed=2, slice_spacing=3.0)
     frames = torch.from_numpy(p.frames)[None]
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    losses = []
-    for _ in range(25):
-        out = model(frames, p.spacing)
-        assert out["displacement"].shape == (1, 5, 3, 16, 16, 8)
-        terms = motion_loss(model, frames, out)
-        optimizer.zero_grad()
-        terms["loss"].backward()
-        optimizer.step()
-        losses.append(float(terms["recon"].detach()))
+    assert model(frames, p.spacing)["displacement"].shape == (1, 5, 3, 16, 16, 8)
+    losses = _recon_losses(model, frames, p.spacing, steps=25)
     assert np.mean(losses[-3:]) < 0.95 * np.mean(losses[:3])

@@ -80,15 +80,19 @@ class CachedSequence:
     index: int
     name: str
     spacing: tuple
-    num_frames: int
+    entry_shape: tuple  # (slices, T, H, W) of the unit's array
     checksum: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.entry_shape[1]
 
     @property
     def frames(self) -> np.ndarray:
         key = self.cache.key(self.unit)
         for attempt in range(2):
             try:
-                array = np.array(_open_array(self.cache.folder / f"{key}.npy", self.cache.shape_of(self.unit))[self.index])
+                array = np.array(_open_array(self.cache.folder / f"{key}.npy", self.entry_shape)[self.index])
                 if _checksum(array) == self.checksum:
                     return array
                 problem = "checksum mismatch"
@@ -111,71 +115,51 @@ class PreprocessCache:
         self.folder = Path(folder)
         self.settings = {"spacing": float(spacing), "size": [int(s) for s in size], "preprocessing": PREPROCESSING_VERSION}
         self.built, self.reused = 0, 0
-        self._shapes = {}
 
     def key(self, unit: Path) -> str:
         ident = json.dumps({"source": str(unit), "settings": self.settings}, sort_keys=True)
         return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
-    def shape_of(self, unit: Path) -> list:
-        if unit not in self._shapes:
-            self._shapes[unit] = self.manifest(unit)["shape"]
-        return self._shapes[unit]
+    def _manifest(self, unit: Path) -> dict:
+        return json.loads((self.folder / f"{self.key(unit)}.json").read_text())
 
-    def manifest(self, unit: Path) -> dict:
-        path = self.folder / f"{self.key(unit)}.json"
-        return json.loads(path.read_text())
-
-    def problem(self, unit: Path) -> str | None:
-        """Why the entry of `unit` cannot be used (None when it can)."""
+    def _usable_manifest(self, unit: Path) -> dict | None:
+        """The manifest of `unit`'s entry if the entry can be used: it parses, matches the source,
+        settings and format, the source is unchanged and the array is complete."""
         try:
-            manifest = self.manifest(unit)
-        except FileNotFoundError:
-            return "missing"
-        except (OSError, ValueError) as exc:
-            return f"unreadable manifest ({exc})"
-        expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit), "settings": self.settings}
-        if any(manifest.get(k) != v for k, v in expected.items()):
-            return "written for another source, settings or format"
-        if manifest.get("stamp") != _stamp(unit):
-            return "the source changed"
-        try:
+            manifest = self._manifest(unit)
+            expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit),
+                        "settings": self.settings, "stamp": _stamp(unit)}
+            if any(manifest.get(k) != v for k, v in expected.items()):
+                return None
             _open_array(self.folder / f"{self.key(unit)}.npy", manifest["shape"])
-        except (OSError, ValueError, KeyError) as exc:
-            return f"incomplete array ({exc})"
-        return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # missing, unreadable or malformed
+            return None
+        return manifest
 
     def sequences(self, units, *, workers: int = 0, progress: bool = False) -> list:
         """The cached sequences of `units`, building the entries that are missing, stale or corrupt
         (in `workers` processes when > 0)."""
+        from tqdm import tqdm
+
         for unit in units:
             if not Path(unit).exists():
                 raise FileNotFoundError(f"no such file or folder: {unit}")
         units = [Path(u).resolve() for u in units]
         self.folder.mkdir(parents=True, exist_ok=True)
-        stale = [u for u in units if self.problem(u) is not None]
+        manifests = {u: self._usable_manifest(u) for u in units}
+        stale = [u for u, m in manifests.items() if m is None]
         if stale:
-            jobs = [(self.folder, self.key(u), u, self.settings) for u in stale]
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(jobs), desc="preprocessing", dynamic_ncols=True)
-            if workers > 0:
-                with ProcessPoolExecutor(workers) as pool:
-                    for _ in pool.map(build_entry, *zip(*jobs)):
-                        bar and bar.update()
-            else:
-                for job in jobs:
-                    build_entry(*job)
-                    bar and bar.update()
-            bar and bar.close()
+            jobs = list(zip(*[(self.folder, self.key(u), u, self.settings) for u in stale]))
+            with tqdm(total=len(stale), desc="preprocessing", dynamic_ncols=True, disable=not progress) as bar:
+                if workers > 0:
+                    with ProcessPoolExecutor(workers) as pool:
+                        for _ in pool.map(build_entry, *jobs):
+                            bar.update()
+                else:
+                    for _ in map(build_entry, *jobs):
+                        bar.update()
+            manifests.update({u: self._manifest(u) for u in stale})
         self.built, self.reused = len(stale), len(units) - len(stale)
-        self._shapes = {}
-        out = []
-        for unit in units:
-            manifest = self.manifest(unit)
-            for index, seq in enumerate(manifest["sequences"]):
-                out.append(CachedSequence(self, unit, index, seq["name"], tuple(seq["spacing"]),
-                                          manifest["shape"][1], seq["checksum"]))
-        return out
+        return [CachedSequence(self, unit, index, seq["name"], tuple(seq["spacing"]), tuple(m["shape"]), seq["checksum"])
+                for unit, m in manifests.items() for index, seq in enumerate(m["sequences"])]

@@ -29,6 +29,15 @@ class Tracking:
     cine: object = None           # the preprocessed Cine when the input was read (its geometry)
 
 
+def warp_each(image, displacements, mode: str = "bilinear") -> torch.Tensor:
+    """One image (*S), or one image per frame (T, *S), warped by every frame's displacement
+    (T, ndim, *S): (T, *S), in the displacements' dtype."""
+    u = torch.as_tensor(displacements)
+    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image).to(u.dtype)
+    images = image.expand(u.shape[0], *u.shape[2:]) if image.dim() == u.dim() - 2 else image
+    return ops.warp(images.unsqueeze(1), u, mode=mode)[:, 0]
+
+
 def _posterior(model, frames: torch.Tensor):
     mean, _ = model.encode(frames[None])
     return mean  # (1, T, d)

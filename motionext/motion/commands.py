@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import ops
 from ..data.nifti import read_cine
 from . import api
 from .grid import InputGrid
@@ -75,10 +74,7 @@ class _Placement:
         return self.input_grid.displacements(u)
 
     def warp(self, image, u, mode: str = "bilinear") -> np.ndarray:
-        u = torch.from_numpy(np.ascontiguousarray(u))
-        image = torch.as_tensor(np.asarray(image, dtype=np.float32))
-        images = image.expand(u.shape[0], *u.shape[2:]) if image.dim() == u.dim() - 2 else image
-        return ops.warp(images.unsqueeze(1).to(u.dtype), u, mode=mode)[:, 0].numpy()
+        return api.warp_each(image, np.ascontiguousarray(u), mode).numpy()
 
     def save_sequence(self, path, frames):
         save_sequence(path, frames, self.affine, self.spacing)

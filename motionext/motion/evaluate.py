@@ -1,9 +1,10 @@
 """`motionext evaluate`: the paper's measures for a trained model against the identity (no
 motion) and the optional classical baselines (SyN, elastix), on labelled data: a held-out
-phantom cohort (with true motion) or labelled NIfTI cines (ACDC-style trees). Per subject and as means: Dice and HD95 (mm) of ED labels propagated to ES
-for LV-Myo, LV (blood pool), RV and LV+RV (the ACDC labels), fraction of folding voxels, RMSE of
-warped ED against every frame, spatial and temporal gradient of the displacements, LV volume
-(area in 2D) curve and ejection fraction; end-point error where the true motion is known.
+phantom cohort (with true motion) or labelled NIfTI cines (ACDC-style trees). Per subject and
+as means: Dice and HD95 (mm) of ED labels propagated to ES for LV-Myo, LV (blood pool), RV and
+LV+RV (the ACDC labels), fraction of folding voxels, RMSE of warped ED against every frame,
+spatial and temporal gradient of the displacements, LV volume (area in 2D) curve and ejection
+fraction; end-point error where the true motion is known.
 Folding and the spatial gradient are given over all frames and at ES alone (``*_es``), the
 latter to compare with pairwise ED→ES registration."""
 
@@ -14,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import ops
 from ..data.phantom import LABELS
 from ..metrics import dice, endpoint_error, folding_fraction, hausdorff95
 from . import api, registration
@@ -35,9 +35,7 @@ def displacement_gradients(u: np.ndarray, spacing) -> tuple:
 def _measures(u: torch.Tensor, frames: torch.Tensor, ed_labels, es_labels, es: int, spacing, truth) -> dict:
     """The measures of one method's displacements u (T, ndim, *S), in voxels, on one sequence."""
     t = u.shape[0]
-    ed = frames[:1].expand(t, *frames.shape[1:]).unsqueeze(1).to(u.dtype)
-    labels = torch.as_tensor(ed_labels).expand(t, *ed_labels.shape).unsqueeze(1).to(u.dtype)
-    moved_all = ops.warp(labels, u, mode="nearest")[:, 0].round().numpy().astype(ed_labels.dtype)
+    moved_all = api.warp_each(ed_labels, u, mode="nearest").round().numpy().astype(ed_labels.dtype)
     moved = moved_all[es]
     row = {}
     for name, values in STRUCTURES.items():
@@ -50,7 +48,7 @@ def _measures(u: torch.Tensor, frames: torch.Tensor, ed_labels, es_labels, es: i
     un = u.numpy()
     row["folding"] = float(np.mean([folding_fraction(x) for x in un]))
     row["folding_es"] = folding_fraction(un[es])
-    row["rmse"] = float(((ops.warp(ed, u)[:, 0] - frames.to(u.dtype)) ** 2).mean().sqrt())
+    row["rmse"] = float(((api.warp_each(frames[0], u) - frames.to(u.dtype)) ** 2).mean().sqrt())
     row["spatial_gradient"], row["temporal_gradient"] = displacement_gradients(un, spacing)
     row["spatial_gradient_es"] = displacement_gradients(un[es:es + 1], spacing)[0]
     voxel = float(np.prod(spacing))

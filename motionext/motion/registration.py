@@ -39,6 +39,12 @@ def _require(name: str):
     return __import__(BASELINES[name][0])
 
 
+def _in_voxels(field: np.ndarray, spacing) -> np.ndarray:
+    """A displacement field (*S, ndim) in mm along the array axes -> (ndim, *S) in voxels."""
+    scale = np.asarray(spacing, dtype=np.float64).reshape(-1, *[1] * len(spacing))
+    return np.moveaxis(field, -1, 0).astype(np.float64) / scale
+
+
 def syn_pair(moving: np.ndarray, fixed: np.ndarray, spacing) -> np.ndarray:
     """SyN (ANTs' symmetric normalisation, deformable only: frames of one subject need no affine)."""
     ants = _require("syn")
@@ -58,7 +64,7 @@ def syn_pair(moving: np.ndarray, fixed: np.ndarray, spacing) -> np.ndarray:
         for path in files:
             if os.path.exists(path):
                 os.remove(path)
-    return np.moveaxis(field, -1, 0) / np.asarray(spacing, dtype=np.float64).reshape(-1, *[1] * len(spacing))
+    return _in_voxels(field, spacing)
 
 
 def elastix_pair(moving: np.ndarray, fixed: np.ndarray, spacing) -> np.ndarray:
@@ -83,7 +89,7 @@ def elastix_pair(moving: np.ndarray, fixed: np.ndarray, spacing) -> np.ndarray:
                                                    log_to_console=False)
     field = itk.array_from_image(itk.transformix_deformation_field(moving_image, transform))  # reversed axes
     field = np.transpose(field, (*reversed(range(ndim)), ndim))  # (*S, ndim) in mm
-    return np.moveaxis(field, -1, 0).astype(np.float64) / np.asarray(spacing, dtype=np.float64).reshape(-1, *[1] * ndim)
+    return _in_voxels(field, spacing)
 
 
 PAIRWISE = {"syn": syn_pair, "elastix": elastix_pair}
