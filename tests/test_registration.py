@@ -32,9 +32,11 @@ def pair():
 
 
 @pytest.mark.parametrize("name", [pytest.param("syn", marks=_needs("syn")), pytest.param("elastix", marks=_needs("elastix"))])
-def test_baseline_registers_ed_to_es_in_voxels(name, pair):
+def test_baseline_registers_ed_to_es_in_voxels(name, pair, tmp_path, monkeypatch):
     p, frames = pair
+    monkeypatch.chdir(tmp_path)
     u = registration.register_sequence(name, frames, SPACING)
+    assert not list(tmp_path.iterdir())  # no transform or deformation files left in the working directory
     assert u.shape == (2, 2, 48, 40) and u.dtype == np.float32 and not u[0].any()
     ed = torch.from_numpy(frames[:1])[None]
     warped = ops.warp(ed, torch.from_numpy(u[1:]))[0, 0].numpy()

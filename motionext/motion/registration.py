@@ -12,6 +12,7 @@ spacing.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 
@@ -87,7 +88,11 @@ def elastix_pair(moving: np.ndarray, fixed: np.ndarray, spacing) -> np.ndarray:
     parameters.AddParameterMap(parameter_map)
     _, transform = itk.elastix_registration_method(fixed_image, moving_image, parameter_object=parameters,
                                                    log_to_console=False)
-    field = itk.array_from_image(itk.transformix_deformation_field(moving_image, transform))  # reversed axes
+    with tempfile.TemporaryDirectory(prefix="motionext-elastix-") as scratch:
+        # transformix writes deformationField.nii into its output directory (by default the
+        # working directory, where it would overwrite a user's file of that name).
+        deformation = itk.transformix_deformation_field(moving_image, transform, output_directory=scratch)
+        field = np.array(itk.array_from_image(deformation))  # reversed axes; a copy that outlives the folder
     field = np.transpose(field, (*reversed(range(ndim)), ndim))  # (*S, ndim) in mm
     return _in_voxels(field, spacing)
 
