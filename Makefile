@@ -33,7 +33,7 @@ demo: build
 
 # Compiled kernels vs the pure-PyTorch layers, side by side; then the pytest-benchmark suite.
 bench: build
-	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/compare.py --fields noise model
 	$(PY) -m pytest benchmarks -q --benchmark-columns=median,iqr,ops --benchmark-sort=name
 
 clean:

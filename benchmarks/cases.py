@@ -3,6 +3,8 @@ issue's sizes, as a closure running forward or forward+backward on one backend."
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from motionext import ops
@@ -15,14 +17,45 @@ SIZES = {
 }
 OPS = ("warp", "scaling_squaring", "lncc")
 PASSES = ("forward", "forward+backward")
+# The fields warp and scaling-and-squaring run on:
+# - "noise": independent normal values with a std of 3 voxels at every voxel. The worst case
+#   for the compiled CPU path, since no two neighbouring points share a cell.
+# - "model": what the bundled model produces for a 20-frame phantom at 128 x 128 (2d-seq only).
+#   These are its smoothed velocities for scaling-and-squaring and their exponentials for warp,
+#   as in training and tracking.
+FIELDS = ("noise", "model")
 
 
-def make_case(op: str, size: str, backward: bool, device: str = "cpu", dtype=torch.float32, seed: int = 0):
+@functools.lru_cache(maxsize=None)
+def _model_fields() -> dict:
+    from motionext.data import make_phantom
+    from motionext.model.io import load_model
+
+    model = load_model()
+    phantom = make_phantom(20, (128, 128), seed=0)
+    with torch.no_grad():
+        out = model(torch.from_numpy(phantom.frames)[None].float(), phantom.spacing)
+    return {"velocity": out["velocity"][0].contiguous(), "displacement": out["displacement"][0].contiguous()}
+
+
+def make_field(op: str, size: str, kind: str, g: torch.Generator, dtype) -> torch.Tensor:
+    shape = SIZES[size][1]
+    if kind == "noise":
+        return torch.randn(shape, generator=g, dtype=dtype) * 3
+    if kind != "model":
+        raise ValueError(f"unknown field {kind!r}; choose from {FIELDS}")
+    if size != "2d-seq":
+        raise ValueError(f"the model field exists for 2d-seq only (the bundled model is 2D, 128 x 128); got {size!r}")
+    return _model_fields()["velocity" if op == "scaling_squaring" else "displacement"].to(dtype)
+
+
+def make_case(op: str, size: str, backward: bool, device: str = "cpu", dtype=torch.float32, seed: int = 0,
+              field: str = "noise"):
     """A zero-argument function that runs `op` once (the backend is chosen by the caller)."""
-    image_shape, field_shape = SIZES[size]
+    image_shape, _ = SIZES[size]
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(image_shape, generator=g, dtype=dtype).to(device)
-    field = (torch.randn(field_shape, generator=g, dtype=dtype) * 3).to(device)
+    field = make_field(op, size, field, g, dtype).clone().to(device)
     if op == "warp":
         field.requires_grad_(backward)
         run = lambda: ops.warp(image, field).sum()  # noqa: E731

@@ -24,17 +24,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cases import OPS, PASSES, make_case, voxels  # noqa: E402
+from cases import FIELDS, OPS, PASSES, make_case, voxels  # noqa: E402
 
 from motionext import ops  # noqa: E402
 
 
-def median_times(op, size, backward, device, repeats, min_seconds):
+def median_times(op, size, backward, device, repeats, min_seconds, field="noise"):
     """Interleave the two backends; return their median seconds per call."""
     runs = {}
     for backend in ("compiled", "reference"):
         with ops.use_backend(backend):
-            fn = make_case(op, size, backward, device)
+            fn = make_case(op, size, backward, device, field=field)
             fn()  # warm-up
         runs[backend] = fn
     times = {"compiled": [], "reference": []}
@@ -57,10 +57,10 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _peak_child(op, size, backward, device, backend):
+def _peak_child(op, size, backward, device, backend, field="noise"):
     """Runs in a child process: peak extra bytes of one call after a warm-up, inputs excluded."""
     with ops.use_backend(backend):
-        fn = make_case(op, size, backward, device)
+        fn = make_case(op, size, backward, device, field=field)
         fn()  # warm-up: thread pools and lazy initialisation are not the op's memory
         if device == "cuda":
             torch.cuda.synchronize()
@@ -74,11 +74,11 @@ def _peak_child(op, size, backward, device, backend):
         return (_rss_kib("VmHWM") - base) * 1024
 
 
-def peak_memory(op, size, backward, device, backend):
+def peak_memory(op, size, backward, device, backend, field="noise"):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r});"
-        f"import compare; print(compare._peak_child({op!r}, {size!r}, {backward!r}, {device!r}, {backend!r}))"
+        f"import compare; print(compare._peak_child({op!r}, {size!r}, {backward!r}, {device!r}, {backend!r}, {field!r}))"
     )
     # Run from here, not the repo root, so "import motionext" finds the installed build.
     out = subprocess.run(
@@ -91,6 +91,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["2d-seq"])
     parser.add_argument("--ops", nargs="+", default=list(OPS))
+    parser.add_argument("--fields", nargs="+", default=["noise"], choices=FIELDS,
+                        help="the displacement and velocity fields (see cases.py); 'model' exists for 2d-seq only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-seconds", type=float, default=1.0)
@@ -108,25 +110,26 @@ def main(argv=None):
     )
     print(header)
     rows = []
-    cols = ("op", "size", "pass", "compiled ms", "reference ms", "speed-up", "compiled Mvox/s", "peak MiB compiled", "peak MiB reference", "memory ratio")
+    cols = ("op", "size", "field", "pass", "compiled ms", "reference ms", "speed-up", "compiled Mvox/s", "peak MiB compiled", "peak MiB reference", "memory ratio")
     print(" | ".join(cols))
-    for size in args.sizes:
-        for op in args.ops:
-            for name in PASSES:
-                backward = name != "forward"
-                t = median_times(op, size, backward, args.device, args.repeats, args.min_seconds)
-                row = {
-                    "op": op, "size": size, "pass": name,
-                    "compiled_ms": t["compiled"] * 1e3, "reference_ms": t["reference"] * 1e3,
-                    "speedup": t["reference"] / t["compiled"],
-                    "compiled_mvox_s": voxels(size) / t["compiled"] / 1e6,
-                }
-                if not args.no_memory:
-                    row["peak_compiled_mib"] = peak_memory(op, size, backward, args.device, "compiled") / 2**20
-                    row["peak_reference_mib"] = peak_memory(op, size, backward, args.device, "reference") / 2**20
-                    row["memory_ratio"] = row["peak_compiled_mib"] / max(row["peak_reference_mib"], 1e-9)
-                rows.append(row)
-                print(_format(row))
+    cases = [(size, op, field) for size in args.sizes for op in args.ops for field in args.fields
+             if (field == "noise" or size == "2d-seq") and (op != "lncc" or field == args.fields[0])]
+    for size, op, field in cases:
+        for name in PASSES:
+            backward = name != "forward"
+            t = median_times(op, size, backward, args.device, args.repeats, args.min_seconds, field)
+            row = {
+                "op": op, "size": size, "field": field if op != "lncc" else "-", "pass": name,
+                "compiled_ms": t["compiled"] * 1e3, "reference_ms": t["reference"] * 1e3,
+                "speedup": t["reference"] / t["compiled"],
+                "compiled_mvox_s": voxels(size) / t["compiled"] / 1e6,
+            }
+            if not args.no_memory:
+                row["peak_compiled_mib"] = peak_memory(op, size, backward, args.device, "compiled", field) / 2**20
+                row["peak_reference_mib"] = peak_memory(op, size, backward, args.device, "reference", field) / 2**20
+                row["memory_ratio"] = row["peak_compiled_mib"] / max(row["peak_reference_mib"], 1e-9)
+            rows.append(row)
+            print(_format(row))
     if args.markdown:
         lines = [f"_{header}_", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + _format(r) + " |" for r in rows]
@@ -142,7 +145,7 @@ def _format(r):
         if "peak_compiled_mib" in r else "- | - | -"
     )
     return (
-        f"{r['op']} | {r['size']} | {r['pass']} | {r['compiled_ms']:.2f} | {r['reference_ms']:.2f} | "
+        f"{r['op']} | {r['size']} | {r['field']} | {r['pass']} | {r['compiled_ms']:.2f} | {r['reference_ms']:.2f} | "
         f"{r['speedup']:.1f}x | {r['compiled_mvox_s']:.1f} | {mem}"
     )
 

@@ -1,6 +1,8 @@
 """The vectorised CPU paths of warp and of scaling-and-squaring (2D, float32, bilinear; AVX2)
-against the scalar shared math they replace: the same op run in a process with MOTIONEXT_CPU_SIMD=0. Rows of several widths
-(blocks of 8 and left-over columns), both paddings, points far outside the image, NaN and Inf."""
+against the scalar shared math they replace: the same op run in a process with MOTIONEXT_CPU_SIMD=0.
+Rows of several widths (blocks of 8 and left-over columns), both paddings, points far outside the
+image, NaN and Inf, and smooth fields whose blocks of 8 points share one cell pattern (the
+contiguous loads and adds)."""
 
 import os
 import subprocess
@@ -13,14 +15,23 @@ from motionext import ops
 
 from conftest import needs_compiled
 
-CASES = [(2, 1, 9, 13), (1, 3, 16, 8), (3, 2, 5, 37)]
+CASES = [(2, 1, 9, 13, False), (1, 3, 16, 8, False), (3, 2, 5, 37, False), (2, 1, 24, 41, True), (3, 2, 17, 64, True)]
 
 
-def _inputs(shape):
+def _inputs(shape, smooth):
     b, c, h, w = shape
     g = torch.Generator().manual_seed(h * 100 + w)
     image = torch.rand(b, c, h, w, generator=g)
-    field = torch.randn(b, 2, h, w, generator=g) * 6  # many points leave the image
+    if smooth:
+        # whole-voxel shifts shared by neighbours: the contiguous blocks (vector loads and adds),
+        # mixed with blocks where the shift's floor changes and the clamped border
+        y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        field = torch.stack([1.3 + 0.8 * torch.sin(y / 4 + x / 6), -0.4 + 0.9 * torch.cos(x / 5 - y / 9)])
+        field = field.expand(b, 2, h, w) + 0.3 * torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1)
+        field = field.contiguous()
+        field[..., :8, :16] = 0  # points exactly on voxels: corners with weight 0
+    else:
+        field = torch.randn(b, 2, h, w, generator=g) * 6  # many points leave the image
     field[0, 0, 0, 0], field[0, 1, 1, 2], field[-1, 0, -1, -1] = float("nan"), float("inf"), -float("inf")
     return image, field
 
@@ -28,18 +39,20 @@ def _inputs(shape):
 def _run_all():
     torch.manual_seed(0)
     results = {}
-    for shape in CASES:
-        image, field = _inputs(shape)
+    for *shape, smooth in CASES:
+        image, field = _inputs(shape, smooth)
         for padding in ("border", "zeros"):
             out = torch.ops.motionext.warp(image, field, "bilinear", padding)
             grad = torch.rand_like(out)
             _, grad_field = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding, [False, True])
-            results[f"{shape}-{padding}"] = (out, grad_field)
+            results[f"{shape}-{smooth}-{padding}"] = (out, grad_field)
             velocity = field / 3
             u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
-            grad_velocity = torch.ops.motionext.scaling_squaring_backward(torch.rand_like(u), velocity, trajectory, 5,
+            grad_u = torch.rand_like(u)
+            grad_u[0, 1, 3, 2] = float("inf")  # a zero weight must not spread it
+            grad_velocity = torch.ops.motionext.scaling_squaring_backward(grad_u, velocity, trajectory, 5,
                                                                            padding)
-            results[f"{shape}-{padding}-squaring"] = (u, grad_velocity)
+            results[f"{shape}-{smooth}-{padding}-squaring"] = (u, grad_velocity)
     return results
 
 
