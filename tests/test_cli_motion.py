@@ -91,6 +91,11 @@ def test_every_verb_runs(files, tmp_path):
     a, b = str(files / "a.nii.gz"), str(files / "b.nii.gz")
     assert _run(files, "compensate", a, "--out", str(tmp_path / "c")) == 0
     assert nib.load(str(tmp_path / "c" / "compensated.nii.gz")).shape == (32, 32, 1, 8)
+    assert _run(files, "compensate", a, "--out", str(tmp_path / "c3"), "--refine", "3") == 0
+    refined = np.asarray(nib.load(str(tmp_path / "c3" / "compensated.nii.gz")).dataobj)
+    assert refined.shape == (32, 32, 1, 8) and not np.allclose(refined, nib.load(str(tmp_path / "c" / "compensated.nii.gz")).dataobj)
+    assert _run(files, "track", a, "--out", str(tmp_path / "k3"), "--refine", "3") == 0
+    assert (tmp_path / "k3" / "displacements.nii.gz").exists()
     assert _run(files, "transport", a, b, "--out", str(tmp_path / "t")) == 0
     assert nib.load(str(tmp_path / "t" / "transported.nii.gz")).shape == (32, 32, 1, 8)
     assert _run(files, "sample", a, "--out", str(tmp_path / "s"), "--num-samples", "2", "--num-frames", "5", "--seed", "0") == 0
@@ -112,6 +117,7 @@ def test_every_verb_runs(files, tmp_path):
         (["track", "{files}/a.nii.gz", "--labels", "{files}/small_labels.nii.gz"], "do not match"),
         (["transport", "{files}/a.nii.gz", "{files}/missing.nii.gz"], "no such NIfTI"),
         (["track", "{files}/a.nii.gz", "--slice", "1"], "single slice"),
+        (["track", "{files}/a.nii.gz", "--refine", "-3"], "steps must be a non-negative integer"),
     ],
 )
 def test_bad_inputs_leave_nothing_behind(files, tmp_path, capsys, args, message):

@@ -12,6 +12,11 @@ from motionext.data import make_phantom  # noqa: E402
 from motionext.model import ModelConfig, MotionModel  # noqa: E402
 from motionext.motion.baselines import interpolate_velocities  # noqa: E402
 from motionext.motion.outputs import save_displacements, save_sequence  # noqa: E402
+from motionext.motion.refine import RefineSettings  # noqa: E402
+from motionext import load_model  # noqa: E402
+from motionext.data.phantom import LABELS  # noqa: E402
+from motionext.evaluation import HELD_OUT_SEED  # noqa: E402
+from motionext.metrics import dice, folding_fraction  # noqa: E402
 
 SMALL = dict(image_size=(32, 32), latent_dim=8, encoder_channels=(4, 8, 8, 2), decoder_channels=(8, 8, 8, 4))
 
@@ -37,6 +42,25 @@ def test_track_shapes_labels_and_two_frame_registration(model, phantom):
     torch.testing.assert_close(r.warped, model.warp_frames(r.frames[:1], r.displacements[None])[0])
     pair = motion.track(model, phantom.frames[[0, phantom.es]], spacing=phantom.spacing)
     assert pair.displacements.shape == (2, 2, 32, 32)
+
+
+def test_refine_fits_an_unseen_pair_smoothly_and_leaves_the_model_alone():
+    model = load_model()  # the pretrained model: refinement should add to what it learned
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    p = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 3)
+    pair, ed_labels, es_labels = p.frames[[0, p.es]], p.labels[0], p.labels[p.es]
+    plain = motion.track(model, pair, spacing=p.spacing, labels=ed_labels)
+    refined = motion.track(model, pair, spacing=p.spacing, labels=ed_labels, refine=20)
+    plain_dice, refined_dice = (dice(r.labels[1].numpy(), es_labels, [LABELS["LV"]]) for r in (plain, refined))
+    assert plain_dice < 0.75 and refined_dice > 0.9  # measured: 0.68 and 0.95
+    assert folding_fraction(refined.displacements[1].numpy()) == 0.0
+    assert refined.z.shape == plain.z.shape and not torch.equal(refined.z, plain.z)
+    torch.testing.assert_close(refined.warped, model.warp_frames(refined.frames[:1], refined.displacements[None])[0])
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert all(q.grad is None for q in model.parameters())
+    zero = motion.track(model, pair, spacing=p.spacing, refine=0)
+    assert torch.equal(zero.displacements, plain.displacements)
 
 
 def test_compensate_inverts_the_tracked_motion(model, phantom):
@@ -92,6 +116,10 @@ def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
         (lambda m, p: motion.reconstruct(m, p.frames, [0, 9]), "outside 0..7"),
         (lambda m, p: motion.reconstruct(m, p.frames, [0], times=[1.5]), "times must be in [0, 1)"),
         (lambda m, p: motion.frame_subset(8, every=0), "every"),
+        (lambda m, p: motion.track(m, p.frames, refine=-1), "steps must be a non-negative integer"),
+        (lambda m, p: motion.track(m, p.frames, refine=2.5), "steps must be a non-negative integer"),
+        (lambda m, p: RefineSettings(residual_rate=0), "residual_rate must be a positive number"),
+        (lambda m, p: RefineSettings(residual_sigma_mm=float("nan")), "residual_sigma_mm must be a positive number"),
         (lambda m, p: motion.frame_subset(8, every=2, first=3), "one of"),
     ],
 )

@@ -15,6 +15,7 @@ import torch
 from .. import ops
 from ..model.motion_model import normalized_times
 from .inputs import as_sequence
+from .refine import RefineSettings, check_steps, refine_motion
 
 
 @dataclass
@@ -43,15 +44,30 @@ def _posterior(model, frames: torch.Tensor):
     return mean  # (1, T, d)
 
 
+def _fitted(model, seq, refine: int, settings: RefineSettings | None, progress: bool):
+    """The sequence's motion: (z (1, T, d), velocity, displacement (1, T, ndim, *S)), from the
+    encoder, or fitted to the frames when `refine` > 0 (see refine.py)."""
+    codes, residual = refine_motion(model, seq.frames, seq.spacing, _posterior(model, seq.frames)[0], refine,
+                                    settings or RefineSettings(), progress=progress)
+    z = model.motion_matrix(codes[None], normalized_times(seq.frames.shape[0]))
+    velocity = model.decode(z, seq.frames[:1], seq.spacing)
+    if residual is not None:
+        velocity = velocity + residual[None]
+    return z, velocity, model.exponentiate(velocity)
+
+
 def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing):
     velocity = model.decode(z, ed[None], spacing)
     return velocity, model.exponentiate(velocity)
 
 
 @torch.no_grad()
-def track(model, frames, *, spacing=None, labels=None) -> Tracking:
+def track(model, frames, *, spacing=None, labels=None, refine: int = 0, refine_settings: RefineSettings | None = None,
+          progress: bool = False) -> Tracking:
     """Register every frame to ED; propagate ED `labels` (*S) to every frame when given.
-    Two frames (ED, ES) make a plain pairwise registration."""
+    Two frames (ED, ES) make a plain pairwise registration. `refine` > 0 fits the motion to
+    these frames for that many steps (motionext.motion.refine; 50 is a good start)."""
+    check_steps(refine)
     seq = as_sequence(model, frames, spacing)
     if labels is None and seq.cine is not None and 0 in seq.cine.labels:
         labels = seq.cine.labels[0]  # a Cine's own ED labels, on the model's grid
@@ -59,8 +75,7 @@ def track(model, frames, *, spacing=None, labels=None) -> Tracking:
         labels = torch.as_tensor(np.asarray(labels))
         if tuple(labels.shape) != tuple(seq.frames.shape[1:]):
             raise ValueError(f"track: labels of shape {tuple(labels.shape)} do not match the frames {tuple(seq.frames.shape[1:])}")
-    z = model.motion_matrix(_posterior(model, seq.frames), normalized_times(seq.frames.shape[0]))
-    velocity, displacement = _decode(model, z, seq.frames[0], seq.spacing)
+    z, velocity, displacement = _fitted(model, seq, refine, refine_settings, progress)
     warped = model.warp_frames(seq.frames[:1], displacement)[0]
     moved = None
     if labels is not None:
@@ -69,9 +84,10 @@ def track(model, frames, *, spacing=None, labels=None) -> Tracking:
 
 
 @torch.no_grad()
-def compensate(model, frames, *, spacing=None) -> torch.Tensor:
+def compensate(model, frames, *, spacing=None, refine: int = 0, refine_settings: RefineSettings | None = None,
+               progress: bool = False) -> torch.Tensor:
     """Every frame warped back onto ED with the inverse deformation exp(-v): (T, *S)."""
-    result = track(model, frames, spacing=spacing)
+    result = track(model, frames, spacing=spacing, refine=refine, refine_settings=refine_settings, progress=progress)
     inverse = model.exponentiate(-result.velocities[None])[0]
     return ops.warp(result.frames[:, None], inverse)[:, 0]
 

@@ -1,0 +1,83 @@
+"""Fitting a trained model's motion to one sequence at test time.
+
+The encoder gives each frame's code z~_t in one shot; its motion is what the decoder can express
+from that code. On data unlike the training cohort both can fall short. `refine_motion` fits
+them to the sequence by running Adam on the model's own training objective: the symmetric LNCC
+term (weight lambda) plus the prior's 0.5 * ||z~||^2, the KL term with the posterior variance
+at 1. It fits two things together:
+
+- **the codes z~** (the maximum a posteriori codes, starting from the encoder's means). The
+  motion matrix stays meaningful, so transport and the other uses can still read it;
+- **a residual velocity** per frame, added to the decoded one. It is Gaussian-smoothed
+  (`residual_sigma_mm`, wider than the decoder's own smoothing) and goes through the same
+  scaling and squaring, so the deformation stays smooth and diffeomorphic. It carries what the
+  decoder cannot express.
+
+The encoder, temporal network and decoder stay fixed. `motionext track --refine N` and
+`evaluate --refine N` use it; docs/results.md measures it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..model.layers import smooth_spatial
+from ..model.losses import motion_loss
+from ..model.motion_model import normalized_times
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    code_rate: float = 0.05          # Adam step size for the codes
+    residual_rate: float = 0.5       # Adam step size for the residual velocity (voxels)
+    residual_sigma_mm: float = 12.0  # Gaussian smoothing of the residual
+
+    def __post_init__(self):
+        for name in ("code_rate", "residual_rate", "residual_sigma_mm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"refine: {name} must be a positive number; got {value!r}")
+
+
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"refine: steps must be a non-negative integer; got {steps!r}")
+    return steps
+
+
+def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, steps: int,
+                  settings: RefineSettings = RefineSettings(), *, progress: bool = False):
+    """(codes z~ (T, d), residual velocity (T, ndim, *S) or None) after `steps` Adam steps,
+    starting from `z_tilde` (T, d), for the frames (T, *S) with ED first."""
+    if check_steps(steps) == 0:
+        return z_tilde, None
+    from tqdm.auto import tqdm
+
+    sequence = frames[None]
+    times = normalized_times(frames.shape[0])
+    sigmas = [settings.residual_sigma_mm / float(s) for s in spacing]
+    codes = z_tilde.detach().clone()[None].requires_grad_(True)
+    raw = torch.zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
+
+    def residual():
+        return smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
+
+    optimizer = torch.optim.Adam([{"params": [codes], "lr": settings.code_rate},
+                                  {"params": [raw], "lr": settings.residual_rate}])
+    with torch.enable_grad():
+        for _ in tqdm(range(steps), desc="refine", unit="step", disable=not progress, leave=False):
+            velocity = model.decode(model.motion_matrix(codes, times), sequence[:, 0], spacing) + residual()
+            out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
+                   "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
+            loss = motion_loss(model, sequence, out)["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
+            optimizer.zero_grad(set_to_none=True)
+            # only the codes and the residual: the model's parameters get no gradient
+            codes.grad, raw.grad = torch.autograd.grad(loss, [codes, raw])
+            optimizer.step()
+    with torch.no_grad():
+        return codes.detach()[0], residual()[0]
