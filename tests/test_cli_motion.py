@@ -151,6 +151,9 @@ def test_evaluate_on_phantom_and_on_an_acdc_tree(files, tmp_path, capsys):
     assert "dice_LV-Myo" in printed and "hd95_RV" in printed and "epe" in printed
     with open(tmp_path / "ev" / "subjects.csv") as f:
         assert len(f.readlines()) == 3
+    assert _run(files, "evaluate", "--out", str(tmp_path / "ev_refined"), "--subjects", "2", "--refine", "2") == 0
+    plain, refined = (np.genfromtxt(tmp_path / d / "summary.csv", delimiter=",", names=True) for d in ("ev", "ev_refined"))
+    assert refined["rmse"] != plain["rmse"] and refined["rmse_identity"] == plain["rmse_identity"]  # --refine reached the model
     # an ACDC-style patient built from a phantom: 4D cine with one slice, Info.cfg, ED/ES labels
     p = make_phantom(8, SIZE, seed=4)
     patient = tmp_path / "acdc" / "patient001"
