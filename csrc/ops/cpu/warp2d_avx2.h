@@ -1,8 +1,10 @@
 // A vectorised CPU path for the most common warps: 2D, float32, bilinear; warp forward, its
-// displacement gradient, and the scaling-and-squaring step. Eight voxels of a row at a time, with AVX2 gathers; compiled for AVX2
-// and FMA only and chosen at run time, so the library still runs on any x86-64 (and elsewhere
-// the scalar shared math in motionext/warp.h serves). It computes exactly that math, up to
-// float rounding; the tests check one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
+// displacement gradient, and the scaling-and-squaring step and its adjoint. Eight voxels of a
+// row at a time: plain vector loads and adds where their points share one cell pattern inside
+// the image, AVX2 gathers and a scatter elsewhere. Compiled for AVX2 and FMA only and chosen at
+// run time, so the library still runs on any x86-64 (and elsewhere the scalar shared math in
+// motionext/warp.h serves). It computes exactly that math, up to float rounding; the tests check
+// one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
 #pragma once
 
 #include <cstdint>
