@@ -8,10 +8,10 @@ at 1. It fits two things together:
 
 - **the codes z~** (the maximum a posteriori codes, starting from the encoder's means). The
   motion matrix stays meaningful, so transport and the other uses can still read it;
-- **a residual velocity** per frame, added to the decoded one. It is Gaussian-smoothed
-  (`residual_sigma_mm`, wider than the decoder's own smoothing) and goes through the same
-  scaling and squaring, so the deformation stays smooth and diffeomorphic. It carries what the
-  decoder cannot express.
+- **a residual velocity** per frame, added to the decoded one. It is Gaussian-smoothed in
+  space (`residual_sigma_mm`, wider than the decoder's own smoothing) and in time (as the
+  decoder's velocities), and goes through the same scaling and squaring, so the deformation
+  stays smooth and diffeomorphic. It carries what the decoder cannot express.
 
 The encoder, temporal network and decoder stay fixed. `motionext track --refine N` and
 `evaluate --refine N` use it; docs/results.md measures it.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model.layers import smooth_spatial
+from ..model.layers import smooth_spatial, smooth_temporal
 from ..model.losses import motion_loss
 from ..model.motion_model import normalized_times
 
@@ -63,7 +63,11 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     raw = torch.zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
 
     def residual():
-        return smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
+        smooth = smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
+        if frames.shape[0] < 3:  # a pair (ED, ES): its two frames are not neighbours in time
+            return smooth
+        # smoothed in time as the decoder's velocities are, so that the frames move consistently
+        return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=model.config.tcn_padding == "cyclic")
 
     optimizer = torch.optim.Adam([{"params": [codes], "lr": settings.code_rate},
                                   {"params": [raw], "lr": settings.residual_rate}])
