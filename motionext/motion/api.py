@@ -15,7 +15,7 @@ import torch
 from .. import ops
 from ..model.motion_model import normalized_times
 from .inputs import as_sequence
-from .refine import RefineSettings, check_steps, refine_motion
+from .refine import RefineSettings, refine_motion
 
 
 @dataclass
@@ -67,7 +67,6 @@ def track(model, frames, *, spacing=None, labels=None, refine: int = 0, refine_s
     """Register every frame to ED; propagate ED `labels` (*S) to every frame when given.
     Two frames (ED, ES) make a plain pairwise registration. `refine` > 0 fits the motion to
     these frames for that many steps (motionext.motion.refine; 50 is a good start)."""
-    check_steps(refine)
     seq = as_sequence(model, frames, spacing)
     if labels is None and seq.cine is not None and 0 in seq.cine.labels:
         labels = seq.cine.labels[0]  # a Cine's own ED labels, on the model's grid

@@ -79,7 +79,6 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             loss = motion_loss(model, sequence, out)["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
-            optimizer.zero_grad(set_to_none=True)
             # only the codes and the residual: the model's parameters get no gradient
             codes.grad, raw.grad = torch.autograd.grad(loss, [codes, raw])
             optimizer.step()

@@ -133,7 +133,7 @@ struct Block {
   __m256 finite;                     // all-ones where the sample point is finite
   bool interior;                     // `cell` holds the corners instead (see Cell)
   Cell cell;
-  int64_t width;
+  int64_t width;                     // the row stride, for `cell` (interior blocks)
 };
 
 // The general stencil: clamps, masks and gather offsets.
@@ -150,7 +150,6 @@ MOTIONEXT_AVX2 inline void general_block(const Points& p, const Grid<2>& grid, P
   b.o01 = _mm256_add_epi32(row_lo, b.y.hi);
   b.o10 = _mm256_add_epi32(row_hi, b.y.lo);
   b.o11 = _mm256_add_epi32(row_hi, b.y.hi);
-  b.width = grid.stride[0];
 }
 
 // Either stencil, for the forward passes.
