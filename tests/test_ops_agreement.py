@@ -122,6 +122,47 @@ def test_float32_agrees_with_float64(device):
     )
 
 
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32 2D: the vectorised CPU path
+@pytest.mark.parametrize("padding", ["border", "zeros"])
+@pytest.mark.parametrize("size", [(2, 16), (9, 24)], ids=["two-rows", "9x24"])
+def test_points_on_and_just_beyond_the_edges(device, dtype, padding, size):
+    # Points exactly on the first and last voxels, between the last and the one after, and
+    # between -1 and 0: the cells whose outside neighbour's weight moves to the inner corner
+    # (interpolation.h). The displacement gradient is compared off whole voxels only, where the
+    # derivative is one-sided and either side is a convention.
+    h, w = size
+    g = torch.Generator().manual_seed(h * 100 + w)
+    offsets = torch.tensor([-1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5], dtype=torch.float64)
+
+    def near_edges(n):  # sample coordinates near both ends of an axis of n voxels
+        choices = torch.cat([offsets, n - 1 + offsets])
+        return choices[torch.randint(0, len(choices), (2, h, w), generator=g)]
+
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    points = torch.stack([near_edges(h), near_edges(w)], 1)
+    field = (points - torch.stack([y, x])).to(dtype=dtype, device=device)
+    image = torch.rand(2, 3, h, w, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    out, (gi, gu) = _grads(lambda i, u: ops.warp(i, u, padding=padding), image, field)
+    ref, (ri, ru) = _grads(lambda i, u: reference.warp(i, u, padding=padding), image, field)
+    torch.testing.assert_close(out, ref, **tol)
+    torch.testing.assert_close(gi, ri, **tol)
+    off_voxels = (points != points.round()).all(1, keepdim=True).expand_as(gu).to(device)
+    assert off_voxels.any()
+    torch.testing.assert_close(gu[off_voxels], ru[off_voxels], **tol)
+    # the displacement gradient alone (its own vectorised path)
+    _, (gu,) = _grads(lambda u: ops.warp(image, u, padding=padding), field)
+    torch.testing.assert_close(gu[off_voxels], ru[off_voxels], **tol)
+    # scaling and squaring with one step reads the same points
+    out, (gv,) = _grads(lambda v: ops.scaling_squaring(v, steps=1, padding=padding), field * 2)
+    ref, (rv,) = _grads(lambda v: reference.scaling_squaring(v, steps=1, padding=padding), field * 2)
+    if dtype == torch.float32:
+        tol = dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out, ref, **tol)
+    torch.testing.assert_close(gv[off_voxels], rv[off_voxels], **tol)
+
+
 @needs_compiled
 def test_gradients_only_where_needed():
     image = torch.rand(1, 1, 8, 8, dtype=torch.float64)

@@ -10,9 +10,9 @@
 
 namespace motionext {
 
-// The voxels a sample point reads and how much each counts. Every corner index is clamped into
-// the image, so reads are always in bounds; a corner outside the image (zeros padding) gets
-// weight 0 instead, which keeps the per-voxel math free of branches.
+// The voxels a sample point reads and how much each counts. Every corner lies inside the image,
+// so reads are always in bounds; a neighbour outside the image (zeros padding) gets weight 0
+// instead, which keeps the per-voxel math free of branches.
 template <int NDIM, typename T, Interpolation kMode>
 struct Stencil {
   static constexpr int kCount = kMode == Interpolation::Linear ? 1 << NDIM : 1;
@@ -47,14 +47,24 @@ MOTIONEXT_INLINE void linear_stencil(const T (&position)[NDIM], const Grid<NDIM>
     const T frac = p - static_cast<T>(lo);
     const T in_lo = (lo >= 0 && lo < size) ? T(1) : T(0);
     const T in_hi = (lo + 1 >= 0 && lo + 1 < size) ? T(1) : T(0);
-    const int64_t lo_c = lo < 0 ? 0 : (lo >= size ? size - 1 : lo);
-    const int64_t hi_c = lo + 1 < 0 ? 0 : (lo + 1 >= size ? size - 1 : lo + 1);
-    off[k][0] = lo_c * grid.stride[k];
-    off[k][1] = hi_c * grid.stride[k];
     w[k][0] = (T(1) - frac) * in_lo;
     w[k][1] = frac * in_hi;
     dw[k][0] = -slope * in_lo;
     dw[k][1] = slope * in_hi;
+    // The cell read is always inside the image, voxels q and q + 1 (when size >= 2): a point
+    // between the last voxel and the one after it (or -1 and 0) reads the inner cell, its outside
+    // neighbour's weight 0 moving to the other corner. It interpolates the same, and lets the
+    // vectorised CPU path read both neighbours as one adjacent pair.
+    const int64_t q = lo < 0 ? 0 : (lo > size - 2 ? (size >= 2 ? size - 2 : 0) : lo);
+    if (size >= 2 && lo == size - 1) {
+      w[k][1] = w[k][0], w[k][0] = T(0);
+      dw[k][1] = dw[k][0], dw[k][0] = T(0);
+    } else if (lo == -1) {
+      w[k][0] = w[k][1], w[k][1] = T(0);
+      dw[k][0] = dw[k][1], dw[k][1] = T(0);
+    }
+    off[k][0] = q * grid.stride[k];
+    off[k][1] = (q + 1 < size ? q + 1 : q) * grid.stride[k];
   }
   for (int c = 0; c < (1 << NDIM); ++c) {
     int64_t offset = 0;

@@ -40,10 +40,15 @@ bool simd_allowed() {
 
 namespace {
 
-// One axis of the bilinear stencil for 8 sample coordinates, as in linear_stencil().
+// One axis of the bilinear stencil for 8 sample coordinates, as in linear_stencil(), but on a
+// cell that always lies inside the image: neighbours q and q + 1 with 0 <= q <= size - 2. A
+// point whose own neighbours are the last index and the one after it (or -1 and 0) moves to
+// the inner cell with the outside neighbour's weight 0, which interpolates the same. So the
+// two neighbours of every point are adjacent in memory and inside the image, and the corners
+// can be read as pairs (see load_pairs()). Needs size >= 2.
 struct Axis {
-  __m256i lo, hi;        // clamped neighbour indices
-  __m256 w_lo, w_hi;     // weights, 0 for a neighbour outside the image
+  __m256i q;             // the lower neighbour
+  __m256 w_lo, w_hi;     // weights of q and q + 1, 0 for a neighbour outside the image
   __m256 dw_lo, dw_hi;   // their derivatives, 0 where border padding clamped the point
 };
 
@@ -73,12 +78,18 @@ MOTIONEXT_AVX2 inline Axis axis_stencil(__m256 p, int64_t size, Padding padding)
   const __m256 in_hi = _mm256_and_ps(
       _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(zero, hi), _mm256_cmpgt_epi32(hi, top)),
                                               _mm256_set1_epi32(-1))), one);
-  a.lo = _mm256_min_epi32(_mm256_max_epi32(lo, zero), top);
-  a.hi = _mm256_min_epi32(_mm256_max_epi32(hi, zero), top);
-  a.w_lo = _mm256_mul_ps(_mm256_sub_ps(one, frac), in_lo);
-  a.w_hi = _mm256_mul_ps(frac, in_hi);
-  a.dw_lo = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), slope), in_lo);
-  a.dw_hi = _mm256_mul_ps(slope, in_hi);
+  const __m256 w_lo = _mm256_mul_ps(_mm256_sub_ps(one, frac), in_lo), w_hi = _mm256_mul_ps(frac, in_hi);
+  const __m256 dw_lo = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), slope), in_lo);
+  const __m256 dw_hi = _mm256_mul_ps(slope, in_hi);
+  // lo == size - 1: the weight moves to the cell's upper neighbour; lo == -1: to its lower one
+  const __m256 at_last = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lo, top));
+  const __m256 before_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lo, _mm256_set1_epi32(-1)));
+  const __m256 none = _mm256_setzero_ps();
+  a.q = _mm256_min_epi32(_mm256_max_epi32(lo, zero), _mm256_set1_epi32(static_cast<int>(size - 2)));
+  a.w_lo = _mm256_blendv_ps(_mm256_blendv_ps(w_lo, none, at_last), w_hi, before_first);
+  a.w_hi = _mm256_blendv_ps(_mm256_blendv_ps(w_hi, w_lo, at_last), none, before_first);
+  a.dw_lo = _mm256_blendv_ps(_mm256_blendv_ps(dw_lo, none, at_last), dw_hi, before_first);
+  a.dw_hi = _mm256_blendv_ps(_mm256_blendv_ps(dw_hi, dw_lo, at_last), none, before_first);
   return a;
 }
 
@@ -99,9 +110,9 @@ MOTIONEXT_AVX2 inline Points sample_points(const float* u0, const float* u1, int
 // and one column offset c: corner 00 of lane L is then at base + L, and the others at +1,
 // +width and +width + 1. With those cells inside the image (0 <= r <= H - 2, 0 <= j + c and
 // j + c + 7 <= W - 2) neither padding nor clamping acts, and plain vector loads and adds
-// replace the gathers and the scatter. This holds for 80% of the blocks of the bundled model's
-// fields; blocks that straddle two rows or offsets (another 13%) take the general path, since
-// blending and masking cost about as much as the gathers they save (measured).
+// replace the pair loads and the scatter. This holds for 80% of the blocks of the bundled
+// model's fields; blocks that straddle two rows or offsets (another 13%) take the general path,
+// since blending and masking cost about as much as the loads they save (measured).
 struct Cell {
   __m256 frac_x, frac_y;  // the weights of the far corners along each axis
   int64_t base;           // corner 00 of lane 0
@@ -129,14 +140,14 @@ MOTIONEXT_AVX2 inline bool interior_cell(const Points& p, const Grid<2>& grid, C
 // The bilinear stencil of 8 consecutive voxels (row i, columns j..j+7).
 struct Block {
   Axis x, y;                         // axis 0 (rows) and axis 1 (columns)
-  __m256i o00, o01, o10, o11;        // flat offsets of the four corners (general blocks)
+  __m256i corner;                    // flat offset of corner 00 of each point's cell (general blocks)
   __m256 finite;                     // all-ones where the sample point is finite
   bool interior;                     // `cell` holds the corners instead (see Cell)
   Cell cell;
   int64_t width;                     // the row stride, for `cell` (interior blocks)
 };
 
-// The general stencil: clamps, masks and gather offsets.
+// The general stencil: clamps, masks and each point's cell.
 MOTIONEXT_AVX2 inline void general_block(const Points& p, const Grid<2>& grid, Padding padding, Block& b) {
   b.interior = false;
   // finite: x - x == 0 for both coordinates, as is_finite()
@@ -144,12 +155,8 @@ MOTIONEXT_AVX2 inline void general_block(const Points& p, const Grid<2>& grid, P
                            _mm256_cmp_ps(_mm256_sub_ps(p.y, p.y), _mm256_setzero_ps(), _CMP_EQ_OQ));
   b.x = axis_stencil(p.x, grid.size[0], padding);
   b.y = axis_stencil(p.y, grid.size[1], padding);
-  const __m256i width = _mm256_set1_epi32(static_cast<int>(grid.stride[0]));
-  const __m256i row_lo = _mm256_mullo_epi32(b.x.lo, width), row_hi = _mm256_mullo_epi32(b.x.hi, width);
-  b.o00 = _mm256_add_epi32(row_lo, b.y.lo);
-  b.o01 = _mm256_add_epi32(row_lo, b.y.hi);
-  b.o10 = _mm256_add_epi32(row_hi, b.y.lo);
-  b.o11 = _mm256_add_epi32(row_hi, b.y.hi);
+  b.corner = _mm256_add_epi32(_mm256_mullo_epi32(b.x.q, _mm256_set1_epi32(static_cast<int>(grid.stride[0]))), b.y.q);
+  b.width = grid.stride[0];
 }
 
 // Either stencil, for the forward passes.
@@ -183,10 +190,31 @@ MOTIONEXT_AVX2 inline Corners load_corners(const float* channel, const Cell& cel
           _mm256_loadu_ps(top + width + 1)};
 }
 
-MOTIONEXT_AVX2 inline Corners gather(const float* channel, const Block& b) {
+// Corners 0 and 1 of one cell row for 8 points, whose pairs start at row + offsets[L]: one 64-bit
+// load per point, then a transpose. AVX2 gathers cost about twice as much here (measured).
+MOTIONEXT_AVX2 inline void load_pairs(const float* row, const int32_t (&offsets)[8], __m256& first, __m256& second) {
+  auto pair = [&](int lane, __m128 into, bool high) {
+    const __m64* at = reinterpret_cast<const __m64*>(row + offsets[lane]);
+    return high ? _mm_loadh_pi(into, at) : _mm_loadl_pi(into, at);
+  };
+  const __m128 none = _mm_setzero_ps();
+  const __m128 p01 = pair(1, pair(0, none, false), true), p23 = pair(3, pair(2, none, false), true);
+  const __m128 p45 = pair(5, pair(4, none, false), true), p67 = pair(7, pair(6, none, false), true);
+  // lanes 0, 1, 4, 5 and 2, 3, 6, 7, each as (corner 0, corner 1)
+  const __m256 even = _mm256_insertf128_ps(_mm256_castps128_ps256(p01), p45, 1);
+  const __m256 odd = _mm256_insertf128_ps(_mm256_castps128_ps256(p23), p67, 1);
+  first = _mm256_shuffle_ps(even, odd, _MM_SHUFFLE(2, 0, 2, 0));
+  second = _mm256_shuffle_ps(even, odd, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+MOTIONEXT_AVX2 inline Corners load_block(const float* channel, const Block& b) {
   if (b.interior) return load_corners(channel, b.cell, b.width);
-  return {_mm256_i32gather_ps(channel, b.o00, 4), _mm256_i32gather_ps(channel, b.o01, 4),
-          _mm256_i32gather_ps(channel, b.o10, 4), _mm256_i32gather_ps(channel, b.o11, 4)};
+  alignas(32) int32_t offsets[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets), b.corner);
+  Corners v;
+  load_pairs(channel, offsets, v.v00, v.v01);
+  load_pairs(channel + b.width, offsets, v.v10, v.v11);
+  return v;
 }
 
 MOTIONEXT_AVX2 inline __m256 bilinear(const Block& s, const Corners& v) {
@@ -244,7 +272,7 @@ struct WarpForward {
     const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
     for (int64_t ch = 0; ch < channels; ++ch) {
       const int64_t c = (b * channels + ch) * grid.numel;
-      _mm256_storeu_ps(out + c + voxel, _mm256_blendv_ps(nan, bilinear(s, gather(image + c, s)), s.finite));
+      _mm256_storeu_ps(out + c + voxel, _mm256_blendv_ps(nan, bilinear(s, load_block(image + c, s)), s.finite));
     }
   }
 
@@ -267,7 +295,7 @@ struct WarpDisplacementGrad {
     __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
     for (int64_t ch = 0; ch < channels; ++ch) {
       const int64_t c = (b * channels + ch) * n;
-      const Derivatives d = derivatives(s, gather(image + c, s));
+      const Derivatives d = derivatives(s, load_block(image + c, s));
       const __m256 g = _mm256_loadu_ps(grad_output + c + voxel);
       g0 = _mm256_fmadd_ps(g, d.dx, g0);
       g1 = _mm256_fmadd_ps(g, d.dy, g1);
@@ -299,7 +327,7 @@ struct SquaringStep {
     const float* u = field + b * 2 * n;
     const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale);
     for (int k = 0; k < 2; ++k) {
-      const __m256 value = _mm256_add_ps(_mm256_loadu_ps(u + k * n + voxel), bilinear(s, gather(u + k * n, s)));
+      const __m256 value = _mm256_add_ps(_mm256_loadu_ps(u + k * n + voxel), bilinear(s, load_block(u + k * n, s)));
       _mm256_storeu_ps(u_next + b * 2 * n + k * n + voxel, _mm256_blendv_ps(nan, _mm256_mul_ps(factor, value), s.finite));
     }
   }
@@ -379,23 +407,24 @@ MOTIONEXT_AVX2 inline void interior_adjoint(const float* u, float scale, const f
   }
 }
 
-// Any other block: gathers, and the spread as a lane-by-lane scatter.
+// Any other block: pair loads, and the spread as a lane-by-lane scatter.
 MOTIONEXT_AVX2 inline void general_adjoint(const float* u, float scale, const float* g_next, float* grad,
                                            const Grid<2>& grid, int64_t voxel, const Block& s) {
   const int64_t n = grid.numel;
   const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
-  alignas(32) int32_t offsets[4][8];
+  alignas(32) int32_t corner[8];
   alignas(32) float parts[4][8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[0]), s.o00);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[1]), s.o01);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[2]), s.o10);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets[3]), s.o11);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(corner), s.corner);
+  const int64_t width = grid.stride[0], offsets[4] = {0, 1, width, width + 1};
   const __m256 weights[4] = {_mm256_mul_ps(s.x.w_lo, s.y.w_lo), _mm256_mul_ps(s.x.w_lo, s.y.w_hi),
                              _mm256_mul_ps(s.x.w_hi, s.y.w_lo), _mm256_mul_ps(s.x.w_hi, s.y.w_hi)};
   __m256 local[2] = {zero, zero};
   for (int ch = 0; ch < 2; ++ch) {
     const __m256 g = _mm256_loadu_ps(g_next + ch * n + voxel);
-    const Derivatives d = derivatives(s, gather(u + ch * n, s));
+    Corners v;
+    load_pairs(u + ch * n, corner, v.v00, v.v01);
+    load_pairs(u + ch * n + width, corner, v.v10, v.v11);
+    const Derivatives d = derivatives(s, v);
     const __m256 gs = _mm256_mul_ps(g, factor);
     local[0] = _mm256_fmadd_ps(gs, d.dx, local[0]);
     local[1] = _mm256_fmadd_ps(gs, d.dy, local[1]);
@@ -406,7 +435,7 @@ MOTIONEXT_AVX2 inline void general_adjoint(const float* u, float scale, const fl
     }
     float* target = grad + ch * n;
     for (int lane = 0; lane < 8; ++lane) {
-      for (int c = 0; c < 4; ++c) target[offsets[c][lane]] += parts[c][lane];
+      for (int c = 0; c < 4; ++c) target[corner[lane] + offsets[c]] += parts[c][lane];
     }
   }
   for (int k = 0; k < 2; ++k) {
@@ -453,7 +482,10 @@ bool avx2_path_active() {
   return cpu_ok && simd_allowed();
 }
 
-bool warp2d_avx2_usable(const Grid<2>& grid) { return avx2_path_active() && grid.numel < (int64_t(1) << 31); }
+// Cells inside the image need two rows and two columns.
+bool warp2d_avx2_usable(const Grid<2>& grid) {
+  return avx2_path_active() && grid.size[0] >= 2 && grid.size[1] >= 2 && grid.numel < (int64_t(1) << 31);
+}
 
 void warp2d_avx2_forward(const float* image, const float* displacement, float* out, int64_t batch, int64_t channels,
                          const Grid<2>& grid, Padding padding) {

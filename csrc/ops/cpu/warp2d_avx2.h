@@ -1,10 +1,10 @@
 // A vectorised CPU path for the most common warps: 2D, float32, bilinear; warp forward, its
 // displacement gradient, and the scaling-and-squaring step and its adjoint. Eight voxels of a
 // row at a time: plain vector loads and adds where their points share one cell pattern inside
-// the image, AVX2 gathers and a scatter elsewhere. Compiled for AVX2 and FMA only and chosen at
-// run time, so the library still runs on any x86-64 (and elsewhere the scalar shared math in
-// motionext/warp.h serves). It computes exactly that math, up to float rounding; the tests check
-// one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
+// the image, 64-bit pair loads and a scatter elsewhere. Compiled for AVX2 and FMA only and
+// chosen at run time, so the library still runs on any x86-64 (and elsewhere the scalar shared
+// math in motionext/warp.h serves). It computes exactly that math, up to float rounding; the
+// tests check one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,8 @@ namespace cpu {
 // True when this build has the path, the CPU has AVX2 and FMA, and MOTIONEXT_CPU_SIMD is not "0".
 bool avx2_path_active();
 
-// avx2_path_active(), and the images are small enough for 32-bit gather offsets.
+// avx2_path_active(), and the images have at least 2 rows and 2 columns and are small enough
+// for 32-bit offsets.
 bool warp2d_avx2_usable(const Grid<2>& grid);
 
 // out (B, C, H, W) = image warped by displacement (B, 2, H, W).
