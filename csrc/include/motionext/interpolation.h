@@ -47,22 +47,19 @@ MOTIONEXT_INLINE void linear_stencil(const T (&position)[NDIM], const Grid<NDIM>
     const T frac = p - static_cast<T>(lo);
     const T in_lo = (lo >= 0 && lo < size) ? T(1) : T(0);
     const T in_hi = (lo + 1 >= 0 && lo + 1 < size) ? T(1) : T(0);
-    w[k][0] = (T(1) - frac) * in_lo;
-    w[k][1] = frac * in_hi;
-    dw[k][0] = -slope * in_lo;
-    dw[k][1] = slope * in_hi;
+    const T w_lo = (T(1) - frac) * in_lo, w_hi = frac * in_hi;
+    const T dw_lo = -slope * in_lo, dw_hi = slope * in_hi;
     // The cell read is always inside the image, voxels q and q + 1 (when size >= 2): a point
     // between the last voxel and the one after it (or -1 and 0) reads the inner cell, its outside
     // neighbour's weight 0 moving to the other corner. It interpolates the same, and lets the
-    // vectorised CPU path read both neighbours as one adjacent pair.
+    // vectorised CPU path read both neighbours as one adjacent pair. Selects, not branches:
+    // the hot loops stay branch-free.
+    const bool at_last = size >= 2 && lo == size - 1, before_first = lo == -1;
     const int64_t q = lo < 0 ? 0 : (lo > size - 2 ? (size >= 2 ? size - 2 : 0) : lo);
-    if (size >= 2 && lo == size - 1) {
-      w[k][1] = w[k][0], w[k][0] = T(0);
-      dw[k][1] = dw[k][0], dw[k][0] = T(0);
-    } else if (lo == -1) {
-      w[k][0] = w[k][1], w[k][1] = T(0);
-      dw[k][0] = dw[k][1], dw[k][1] = T(0);
-    }
+    w[k][0] = at_last ? T(0) : (before_first ? w_hi : w_lo);
+    w[k][1] = at_last ? w_lo : (before_first ? T(0) : w_hi);
+    dw[k][0] = at_last ? T(0) : (before_first ? dw_hi : dw_lo);
+    dw[k][1] = at_last ? dw_lo : (before_first ? T(0) : dw_hi);
     off[k][0] = q * grid.stride[k];
     off[k][1] = (q + 1 < size ? q + 1 : q) * grid.stride[k];
   }
