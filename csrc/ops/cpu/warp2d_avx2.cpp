@@ -207,14 +207,19 @@ MOTIONEXT_AVX2 inline void load_pairs(const float* row, const int32_t (&offsets)
   second = _mm256_shuffle_ps(even, odd, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
+// The four corners of 8 points whose cells start at channel + corner[L].
+MOTIONEXT_AVX2 inline Corners load_cells(const float* channel, const int32_t (&corner)[8], int64_t width) {
+  Corners v;
+  load_pairs(channel, corner, v.v00, v.v01);
+  load_pairs(channel + width, corner, v.v10, v.v11);
+  return v;
+}
+
 MOTIONEXT_AVX2 inline Corners load_block(const float* channel, const Block& b) {
   if (b.interior) return load_corners(channel, b.cell, b.width);
-  alignas(32) int32_t offsets[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(offsets), b.corner);
-  Corners v;
-  load_pairs(channel, offsets, v.v00, v.v01);
-  load_pairs(channel + b.width, offsets, v.v10, v.v11);
-  return v;
+  alignas(32) int32_t corner[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(corner), b.corner);
+  return load_cells(channel, corner, b.width);
 }
 
 MOTIONEXT_AVX2 inline __m256 bilinear(const Block& s, const Corners& v) {
@@ -421,10 +426,7 @@ MOTIONEXT_AVX2 inline void general_adjoint(const float* u, float scale, const fl
   __m256 local[2] = {zero, zero};
   for (int ch = 0; ch < 2; ++ch) {
     const __m256 g = _mm256_loadu_ps(g_next + ch * n + voxel);
-    Corners v;
-    load_pairs(u + ch * n, corner, v.v00, v.v01);
-    load_pairs(u + ch * n + width, corner, v.v10, v.v11);
-    const Derivatives d = derivatives(s, v);
+    const Derivatives d = derivatives(s, load_cells(u + ch * n, corner, width));
     const __m256 gs = _mm256_mul_ps(g, factor);
     local[0] = _mm256_fmadd_ps(gs, d.dx, local[0]);
     local[1] = _mm256_fmadd_ps(gs, d.dy, local[1]);
