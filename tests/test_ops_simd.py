@@ -1,8 +1,9 @@
 """The vectorised CPU paths of warp and of scaling-and-squaring (2D, float32, bilinear; AVX2)
 against the scalar shared math they replace: the same op run in a process with MOTIONEXT_CPU_SIMD=0.
 Rows of several widths (blocks of 8 and left-over columns), both paddings, points far outside the
-image, NaN and Inf, and smooth fields whose blocks of 8 points share one cell pattern (the
-contiguous loads and adds)."""
+image, NaN and Inf, smooth fields whose blocks of 8 points share one cell pattern (the contiguous
+loads and adds), and small fields whose points straddle two rows and two columns of cells (the
+patterned blocks' blended loads and three-tap adds)."""
 
 import os
 import subprocess
@@ -15,14 +16,29 @@ from motionext import ops
 
 from conftest import needs_compiled
 
-CASES = [(2, 1, 9, 13, False), (1, 3, 16, 8, False), (3, 2, 5, 37, False), (2, 1, 24, 41, True), (3, 2, 17, 64, True)]
+CASES = [
+    (2, 1, 9, 13, "noise"),
+    (1, 3, 16, 8, "noise"),
+    (3, 2, 5, 37, "noise"),
+    (2, 1, 24, 41, "smooth"),
+    (3, 2, 17, 64, "smooth"),
+    (2, 2, 12, 32, "small"),
+    (3, 1, 9, 27, "small"),
+]
 
 
-def _inputs(shape, smooth):
+def _inputs(shape, kind):
     b, c, h, w = shape
     g = torch.Generator().manual_seed(h * 100 + w)
     image = torch.rand(b, c, h, w, generator=g)
-    if smooth:
+    if kind == "small":
+        # under half a voxel with either sign: a block's points fall on two rows and two column
+        # offsets of cells; exact zeros put points on the last row and column (the in-image cell)
+        field = (torch.rand(b, 2, h, w, generator=g) - 0.5) * 0.8
+        field[..., -2:, :] = 0
+        field[..., :, -3:] = 0
+        field[..., :3, :16] = 0.25  # whole blocks on one cell pattern
+    elif kind == "smooth":
         # whole-voxel shifts shared by neighbours: the contiguous blocks (vector loads and adds),
         # mixed with blocks where the shift's floor changes and the clamped border
         y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
@@ -39,20 +55,20 @@ def _inputs(shape, smooth):
 def _run_all():
     torch.manual_seed(0)
     results = {}
-    for *shape, smooth in CASES:
-        image, field = _inputs(shape, smooth)
+    for *shape, kind in CASES:
+        image, field = _inputs(shape, kind)
         for padding in ("border", "zeros"):
             out = torch.ops.motionext.warp(image, field, "bilinear", padding)
             grad = torch.rand_like(out)
             _, grad_field = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding, [False, True])
-            results[f"{shape}-{smooth}-{padding}"] = (out, grad_field)
+            results[f"{shape}-{kind}-{padding}"] = (out, grad_field)
             velocity = field / 3
             u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
             grad_u = torch.rand_like(u)
             grad_u[0, 1, 3, 2] = float("inf")  # a zero weight must not spread it
             grad_velocity = torch.ops.motionext.scaling_squaring_backward(grad_u, velocity, trajectory, 5,
                                                                            padding)
-            results[f"{shape}-{smooth}-{padding}-squaring"] = (u, grad_velocity)
+            results[f"{shape}-{kind}-{padding}-squaring"] = (u, grad_velocity)
     return results
 
 

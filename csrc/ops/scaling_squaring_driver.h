@@ -3,8 +3,10 @@
 // supplies one squaring step, its adjoint, and a device guard:
 //   Backend::Guard(device)
 //   Backend::step<NDIM, T>(field, scale, u_next, batch, grid, padding)
-//   Backend::step_backward<NDIM, T>(field, scale, g_next, grad (zeroed), batch, grid, padding)
-// where the step reads u = scale * field.
+//   Backend::step_backward<NDIM, T>(field, scale, g_next, grad, batch, grid, padding)
+// where the step reads u = scale * field, and step_backward overwrites grad with the adjoint
+// applied to g_next (zeroing it where it suits the backend: the CPU zeroes each batch item in the
+// thread that then fills it, while it is in cache).
 #pragma once
 
 #include <tuple>
@@ -61,8 +63,11 @@ at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Te
   const Padding padding = parse_padding("motionext.scaling_squaring", padding_name);
   const typename Backend::Guard guard(velocity_in.device());
   const at::Tensor velocity = velocity_in.contiguous(), trajectory = trajectory_in.contiguous();
-  at::Tensor g_next = grad_output.to(trajectory.scalar_type()).contiguous();
-  if (g_next.is_same(grad_output)) g_next = g_next.clone();  // never write into the caller's tensor
+  // u_0 = v / 2^steps, so dL/dv = 2^-steps dL/du_0. Every step's adjoint is linear in g_next,
+  // so scaling the first g_next by that power of two (exact) does it once, in the copy that
+  // keeps the caller's tensor unwritten.
+  at::Tensor g_next =
+      grad_output.to(trajectory.scalar_type()).mul(1.0 / static_cast<double>(int64_t{1} << steps)).contiguous();
   at::Tensor grad = at::empty(grad_output.sizes(), g_next.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_scaling_squaring_backward", [&] {
     using T = at::opmath_type<scalar_t>;
@@ -70,20 +75,17 @@ at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Te
       const auto grid = make_grid<NDIM>(velocity);
       const int64_t batch = velocity.size(0);
       for (int64_t k = steps - 1; k >= 1; --k) {
-        grad.zero_();
         Backend::template step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1),
                                                  g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
                                                  padding);
         std::swap(grad, g_next);
       }
-      grad.zero_();
       Backend::template step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
                                                g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
                                                padding);
     });
   });
-  // u_0 = v / 2^steps
-  return grad.div_(static_cast<double>(int64_t{1} << steps)).to(velocity.scalar_type());
+  return grad.to(velocity.scalar_type());
 }
 
 }  // namespace motionext

@@ -111,8 +111,7 @@ MOTIONEXT_AVX2 inline Points sample_points(const float* u0, const float* u1, int
 // +width and +width + 1. With those cells inside the image (0 <= r <= H - 2, 0 <= j + c and
 // j + c + 7 <= W - 2) neither padding nor clamping acts, and plain vector loads and adds
 // replace the pair loads and the scatter. This holds for 80% of the blocks of the bundled
-// model's fields; blocks that straddle two rows or offsets (another 13%) take the general path,
-// since blending and masking cost about as much as the loads they save (measured).
+// model's fields; most of the others are patterned blocks (see Pattern).
 struct Cell {
   __m256 frac_x, frac_y;  // the weights of the far corners along each axis
   int64_t base;           // corner 00 of lane 0
@@ -137,26 +136,79 @@ MOTIONEXT_AVX2 inline bool interior_cell(const Points& p, const Grid<2>& grid, C
   return true;
 }
 
+// Blocks that are not interior but whose points' cells (Axis::q, always inside the image) start
+// on at most two neighbouring rows and at most two neighbouring column offsets (q_y - column).
+// Three vector loads per row cover both offsets (two without a column straddle), and blends pick
+// each point's own corners from them, so every point reads exactly its cell, as in the general
+// path. These are mostly the first and last block of a row and the first and last row, where
+// the in-image cell moves one lane or the points' floors straddle two cells: 20% of the bundled
+// model's blocks, nearly all of those that are not interior.
+struct Pattern {
+  int64_t base;                    // flat offset of the first tap: row min q_x, column min(q_y - lane)
+  bool three_rows, three_columns;  // a second row or column offset occurs
+  __m256 next_row, next_column;    // all-ones in the lanes whose cell starts one tap further
+};
+
+enum class BlockKind { Interior, Patterned, General };
+
 // The bilinear stencil of 8 consecutive voxels (row i, columns j..j+7).
 struct Block {
   Axis x, y;                         // axis 0 (rows) and axis 1 (columns)
   __m256i corner;                    // flat offset of corner 00 of each point's cell (general blocks)
   __m256 finite;                     // all-ones where the sample point is finite
-  bool interior;                     // `cell` holds the corners instead (see Cell)
-  Cell cell;
-  int64_t width;                     // the row stride, for `cell` (interior blocks)
+  BlockKind kind;
+  Cell cell;                         // interior blocks
+  Pattern pattern;                   // patterned blocks
+  int64_t width;                     // the row stride
 };
 
-// The general stencil: clamps, masks and each point's cell.
+// The smallest of 8 lanes, in every lane.
+MOTIONEXT_AVX2 inline __m256i lanes_min(__m256i v) {
+  v = _mm256_min_epi32(v, _mm256_permute2x128_si256(v, v, 0x01));
+  v = _mm256_min_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm256_min_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+// True when every lane of q is its smallest value or one more; `next` marks the latter.
+MOTIONEXT_AVX2 inline bool two_taps(__m256i q, int32_t& low, __m256& next) {
+  const __m256i smallest = lanes_min(q);
+  const __m256i above = _mm256_sub_epi32(q, smallest);
+  if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(above, _mm256_set1_epi32(1)))) != 0) return false;
+  low = _mm256_cvtsi256_si32(smallest);
+  next = _mm256_castsi256_ps(_mm256_cmpeq_epi32(above, _mm256_set1_epi32(1)));
+  return true;
+}
+
+// Whether a general block's points fit a Pattern whose taps lie inside one channel plane
+// (taps may run into the neighbouring row; they are never used there).
+MOTIONEXT_AVX2 inline bool find_pattern(const Grid<2>& grid, Block& b) {
+  if (_mm256_movemask_ps(b.finite) != 0xFF) return false;
+  Pattern& p = b.pattern;
+  int32_t row, column;
+  if (!two_taps(b.x.q, row, p.next_row) ||
+      !two_taps(_mm256_sub_epi32(b.y.q, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), column, p.next_column)) {
+    return false;
+  }
+  p.three_rows = _mm256_movemask_ps(p.next_row) != 0;
+  p.three_columns = _mm256_movemask_ps(p.next_column) != 0;
+  p.base = int64_t{row} * b.width + column;
+  const int64_t last = p.base + (p.three_rows ? 2 : 1) * b.width + (p.three_columns ? 9 : 8);
+  if (p.base < 0 || last >= grid.numel) return false;
+  b.kind = BlockKind::Patterned;
+  return true;
+}
+
+// The general stencil: clamps, masks and each point's cell; then whether the cells fit a Pattern.
 MOTIONEXT_AVX2 inline void general_block(const Points& p, const Grid<2>& grid, Padding padding, Block& b) {
-  b.interior = false;
+  b.kind = BlockKind::General;
   // finite: x - x == 0 for both coordinates, as is_finite()
   b.finite = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(p.x, p.x), _mm256_setzero_ps(), _CMP_EQ_OQ),
                            _mm256_cmp_ps(_mm256_sub_ps(p.y, p.y), _mm256_setzero_ps(), _CMP_EQ_OQ));
   b.x = axis_stencil(p.x, grid.size[0], padding);
   b.y = axis_stencil(p.y, grid.size[1], padding);
-  b.corner = _mm256_add_epi32(_mm256_mullo_epi32(b.x.q, _mm256_set1_epi32(static_cast<int>(grid.stride[0]))), b.y.q);
   b.width = grid.stride[0];
+  if (find_pattern(grid, b)) return;
+  b.corner = _mm256_add_epi32(_mm256_mullo_epi32(b.x.q, _mm256_set1_epi32(static_cast<int>(b.width))), b.y.q);
 }
 
 // Either stencil, for the forward passes.
@@ -172,7 +224,7 @@ MOTIONEXT_AVX2 inline void block_stencil(const float* u0, const float* u1, int64
   b.x.dw_lo = b.y.dw_lo = _mm256_set1_ps(-1.0f);
   b.x.dw_hi = b.y.dw_hi = one;
   b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-  b.interior = true;
+  b.kind = BlockKind::Interior;
   b.width = grid.stride[0];
 }
 
@@ -215,8 +267,38 @@ MOTIONEXT_AVX2 inline Corners load_cells(const float* channel, const int32_t (&c
   return v;
 }
 
+// Corners 0 and 1 of one cell row of a patterned block, whose taps start at `row`.
+MOTIONEXT_AVX2 inline void load_pattern_row(const float* row, const Pattern& p, __m256& first, __m256& second) {
+  const __m256 t0 = _mm256_loadu_ps(row), t1 = _mm256_loadu_ps(row + 1);
+  if (!p.three_columns) {
+    first = t0;
+    second = t1;
+    return;
+  }
+  const __m256 t2 = _mm256_loadu_ps(row + 2);
+  first = _mm256_blendv_ps(t0, t1, p.next_column);
+  second = _mm256_blendv_ps(t1, t2, p.next_column);
+}
+
+MOTIONEXT_AVX2 inline Corners load_pattern(const float* channel, const Pattern& p, int64_t width) {
+  const float* top = channel + p.base;
+  Corners v;
+  load_pattern_row(top, p, v.v00, v.v01);
+  load_pattern_row(top + width, p, v.v10, v.v11);
+  if (p.three_rows) {
+    __m256 below0, below1;
+    load_pattern_row(top + 2 * width, p, below0, below1);
+    v.v00 = _mm256_blendv_ps(v.v00, v.v10, p.next_row);
+    v.v01 = _mm256_blendv_ps(v.v01, v.v11, p.next_row);
+    v.v10 = _mm256_blendv_ps(v.v10, below0, p.next_row);
+    v.v11 = _mm256_blendv_ps(v.v11, below1, p.next_row);
+  }
+  return v;
+}
+
 MOTIONEXT_AVX2 inline Corners load_block(const float* channel, const Block& b) {
-  if (b.interior) return load_corners(channel, b.cell, b.width);
+  if (b.kind == BlockKind::Interior) return load_corners(channel, b.cell, b.width);
+  if (b.kind == BlockKind::Patterned) return load_pattern(channel, b.pattern, b.width);
   alignas(32) int32_t corner[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(corner), b.corner);
   return load_cells(channel, corner, b.width);
@@ -343,32 +425,28 @@ struct SquaringStep {
   }
 };
 
-// Adds the spread of one corner row of an interior block, left[L] at base + L and right[L] at
-// base + 1 + L, as one vector add; the ninth value, at base + 8, waits in `carry` for the next
-// block, which usually starts there (a scalar store read back by an overlapping vector load
-// would stall).
-struct RowCarry {
-  int64_t at = -1;
-  float value = 0.0f;
-
-  void flush(float* target) {
-    if (at >= 0) target[at] += value;
-    at = -1;
-  }
-};
-
-MOTIONEXT_AVX2 inline void add_row(float* target, int64_t base, __m256 left, __m256 right, RowCarry& carry) {
-  // right shifted up one lane: lane L holds right[L - 1], lane 0 right[7]
-  const __m256 shifted = _mm256_permutevar8x32_ps(right, _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6));
-  __m256 sum = _mm256_add_ps(left, _mm256_blend_ps(shifted, _mm256_setzero_ps(), 0x01));
-  if (carry.at == base) {
-    sum = _mm256_add_ps(sum, _mm256_blend_ps(_mm256_setzero_ps(), _mm256_set1_ps(carry.value), 0x01));
+// Adds the spread of one row of taps to `target`: taps[t][L] lands at base + t + L (two taps, or
+// three for a patterned block with two column offsets), as one vector add for base .. base + 7
+// and scalar adds for the one or two values beyond. The next block's vector load usually
+// overlaps those scalar stores and waits for them; carrying the values over to it in
+// registers instead cost more than that wait (measured: backward 7.3 -> 6.8 ms on one thread).
+template <bool ThreeTaps>
+MOTIONEXT_AVX2 inline void add_taps(float* target, int64_t base, __m256 t0, __m256 t1, __m256 t2) {
+  const __m256 zero = _mm256_setzero_ps();
+  // t1 moved up one lane (lane 0 holds t1[7]); t2 up two (lanes 0, 1 hold t2[6], t2[7])
+  const __m256 up1 = _mm256_permutevar8x32_ps(t1, _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6));
+  __m256 sum = _mm256_add_ps(t0, _mm256_blend_ps(up1, zero, 0x01));
+  if constexpr (ThreeTaps) {
+    const __m256 up2 = _mm256_permutevar8x32_ps(t2, _mm256_setr_epi32(6, 7, 0, 1, 2, 3, 4, 5));
+    sum = _mm256_add_ps(sum, _mm256_blend_ps(up2, zero, 0x03));
+    // base + 8 receives t1[7] + t2[6], base + 9 t2[7]
+    const __m128 beyond = _mm256_castps256_ps128(_mm256_add_ps(up2, _mm256_blend_ps(zero, up1, 0x01)));
+    target[base + 8] += _mm_cvtss_f32(beyond);
+    target[base + 9] += _mm_cvtss_f32(_mm_movehdup_ps(beyond));
   } else {
-    carry.flush(target);
+    target[base + 8] += _mm256_cvtss_f32(up1);
   }
   _mm256_storeu_ps(target + base, _mm256_add_ps(_mm256_loadu_ps(target + base), sum));
-  carry.at = base + 8;
-  carry.value = _mm256_cvtss_f32(shifted);
 }
 
 // The adjoint of one squaring step for 8 voxels (row i, columns at `voxel`), as
@@ -377,8 +455,7 @@ MOTIONEXT_AVX2 inline void add_row(float* target, int64_t base, __m256 left, __m
 
 // An interior block: four vector loads per channel, and the spread as two vector adds.
 MOTIONEXT_AVX2 inline void interior_adjoint(const float* u, float scale, const float* g_next, float* grad,
-                                            const Grid<2>& grid, int64_t voxel, const Cell& cell,
-                                            RowCarry (&carries)[2][2]) {
+                                            const Grid<2>& grid, int64_t voxel, const Cell& cell) {
   const int64_t n = grid.numel, width = grid.stride[0];
   const __m256 one = _mm256_set1_ps(1.0f), factor = _mm256_set1_ps(scale);
   const __m256 wx0 = _mm256_sub_ps(one, cell.frac_x), wx1 = cell.frac_x;
@@ -402,8 +479,8 @@ MOTIONEXT_AVX2 inline void interior_adjoint(const float* u, float scale, const f
         part[c] = _mm256_and_ps(_mm256_cmp_ps(weights[c], _mm256_setzero_ps(), _CMP_NEQ_UQ), part[c]);
       }
     }
-    add_row(grad + ch * n, cell.base, part[0], part[1], carries[ch][0]);
-    add_row(grad + ch * n, cell.base + width, part[2], part[3], carries[ch][1]);
+    add_taps<false>(grad + ch * n, cell.base, part[0], part[1], _mm256_setzero_ps());
+    add_taps<false>(grad + ch * n, cell.base + width, part[2], part[3], _mm256_setzero_ps());
   }
   for (int k = 0; k < 2; ++k) {
     float* here = grad + k * n + voxel;
@@ -412,32 +489,72 @@ MOTIONEXT_AVX2 inline void interior_adjoint(const float* u, float scale, const f
   }
 }
 
-// Any other block: pair loads, and the spread as a lane-by-lane scatter.
-MOTIONEXT_AVX2 inline void general_adjoint(const float* u, float scale, const float* g_next, float* grad,
-                                           const Grid<2>& grid, int64_t voxel, const Block& s) {
-  const int64_t n = grid.numel;
+// One cell row's spread of a patterned block, first[L] and second[L] onto the two corners of lane
+// L's cell, which starts at tap 0, or at tap 1 where the lane's cell is one column further.
+MOTIONEXT_AVX2 inline void add_pattern_row(float* target, int64_t base, __m256 first, __m256 second,
+                                           const Pattern& p) {
+  if (!p.three_columns) return add_taps<false>(target, base, first, second, _mm256_setzero_ps());
+  add_taps<true>(target, base, _mm256_andnot_ps(p.next_column, first), _mm256_blendv_ps(second, first, p.next_column),
+                 _mm256_and_ps(p.next_column, second));
+}
+
+// A patterned block's spread of one channel: one vector add per row of taps.
+MOTIONEXT_AVX2 inline void add_pattern(float* target, const Pattern& p, int64_t width, const __m256 (&part)[4]) {
+  if (!p.three_rows) {
+    add_pattern_row(target, p.base, part[0], part[1], p);
+    add_pattern_row(target, p.base + width, part[2], part[3], p);
+    return;
+  }
+  // a lane whose cell is one row further puts its top corners on tap row 1, its bottom on row 2
+  const __m256 next = p.next_row;
+  add_pattern_row(target, p.base, _mm256_andnot_ps(next, part[0]), _mm256_andnot_ps(next, part[1]), p);
+  add_pattern_row(target, p.base + width, _mm256_blendv_ps(part[2], part[0], next),
+                  _mm256_blendv_ps(part[3], part[1], next), p);
+  add_pattern_row(target, p.base + 2 * width, _mm256_and_ps(next, part[2]), _mm256_and_ps(next, part[3]), p);
+}
+
+// A general block's spread of one channel: lane by lane, corner by corner.
+MOTIONEXT_AVX2 inline void scatter(float* target, const int32_t (&corner)[8], int64_t width, const __m256 (&part)[4]) {
+  alignas(32) float parts[4][8];
+  for (int c = 0; c < 4; ++c) _mm256_store_ps(parts[c], part[c]);
+  const int64_t offsets[4] = {0, 1, width, width + 1};
+  for (int lane = 0; lane < 8; ++lane) {
+    for (int c = 0; c < 4; ++c) target[corner[lane] + offsets[c]] += parts[c][lane];
+  }
+}
+
+// Any other block, patterned (the corners by load_pattern(), the spread by add_pattern()) or
+// general (pair loads, and the spread as a scatter).
+MOTIONEXT_AVX2 inline void block_adjoint(const float* u, float scale, const float* g_next, float* grad,
+                                         const Grid<2>& grid, int64_t voxel, const Block& s) {
+  const int64_t n = grid.numel, width = s.width;
+  const bool patterned = s.kind == BlockKind::Patterned;
   const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
   alignas(32) int32_t corner[8];
-  alignas(32) float parts[4][8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(corner), s.corner);
-  const int64_t width = grid.stride[0], offsets[4] = {0, 1, width, width + 1};
+  if (!patterned) _mm256_store_si256(reinterpret_cast<__m256i*>(corner), s.corner);
   const __m256 weights[4] = {_mm256_mul_ps(s.x.w_lo, s.y.w_lo), _mm256_mul_ps(s.x.w_lo, s.y.w_hi),
                              _mm256_mul_ps(s.x.w_hi, s.y.w_lo), _mm256_mul_ps(s.x.w_hi, s.y.w_hi)};
   __m256 local[2] = {zero, zero};
   for (int ch = 0; ch < 2; ++ch) {
     const __m256 g = _mm256_loadu_ps(g_next + ch * n + voxel);
-    const Derivatives d = derivatives(s, load_cells(u + ch * n, corner, width));
+    const Corners v = patterned ? load_pattern(u + ch * n, s.pattern, width) : load_cells(u + ch * n, corner, width);
+    const Derivatives d = derivatives(s, v);
     const __m256 gs = _mm256_mul_ps(g, factor);
     local[0] = _mm256_fmadd_ps(gs, d.dx, local[0]);
     local[1] = _mm256_fmadd_ps(gs, d.dy, local[1]);
-    // corners with weight 0 (outside, or a non-finite point) receive nothing, as in spread()
-    for (int c = 0; c < 4; ++c) {
-      const __m256 keep = _mm256_and_ps(s.finite, _mm256_cmp_ps(weights[c], zero, _CMP_NEQ_UQ));
-      _mm256_store_ps(parts[c], _mm256_and_ps(keep, _mm256_mul_ps(weights[c], g)));
+    __m256 part[4];
+    for (int c = 0; c < 4; ++c) part[c] = _mm256_mul_ps(weights[c], g);
+    // corners with weight 0 (outside, or a non-finite point) receive nothing, not 0 * Inf, as in
+    // spread(); a patterned block's points are all finite
+    if (!patterned || !all_finite(g)) {
+      for (int c = 0; c < 4; ++c) {
+        part[c] = _mm256_and_ps(_mm256_and_ps(s.finite, _mm256_cmp_ps(weights[c], zero, _CMP_NEQ_UQ)), part[c]);
+      }
     }
-    float* target = grad + ch * n;
-    for (int lane = 0; lane < 8; ++lane) {
-      for (int c = 0; c < 4; ++c) target[corner[lane] + offsets[c]] += parts[c][lane];
+    if (patterned) {
+      add_pattern(grad + ch * n, s.pattern, width, part);
+    } else {
+      scatter(grad + ch * n, corner, width, part);
     }
   }
   for (int k = 0; k < 2; ++k) {
@@ -447,12 +564,19 @@ MOTIONEXT_AVX2 inline void general_adjoint(const float* u, float scale, const fl
   }
 }
 
+// Zeroes one batch item with ordinary stores, so that it stays in this thread's cache for the
+// adjoint that follows (memset streams large blocks past the cache).
+MOTIONEXT_AVX2 void zero_item(float* data, int64_t size) {
+  int64_t i = 0;
+  for (; i + 8 <= size; i += 8) _mm256_storeu_ps(data + i, _mm256_setzero_ps());
+  for (; i < size; ++i) data[i] = 0.0f;
+}
+
 // The adjoint of one step for one batch item; grad is zeroed. One thread owns the item, so
 // plain adds are safe.
 MOTIONEXT_AVX2 void squaring_backward_item(const float* u, float scale, const float* g_next, float* grad,
                                            const Grid<2>& grid, Padding padding) {
   const int64_t n = grid.numel, rows = grid.size[0], width = grid.size[1];
-  RowCarry carries[2][2];  // [channel][corner row]
   for (int64_t i = 0; i < rows; ++i) {
     int64_t j = 0;
     for (; j + 8 <= width; j += 8) {
@@ -460,20 +584,17 @@ MOTIONEXT_AVX2 void squaring_backward_item(const float* u, float scale, const fl
       const Points p = sample_points(u + voxel, u + n + voxel, i, j, scale);
       Cell cell;
       if (interior_cell(p, grid, cell)) {
-        interior_adjoint(u, scale, g_next, grad, grid, voxel, cell, carries);
+        interior_adjoint(u, scale, g_next, grad, grid, voxel, cell);
       } else {
         Block block;
         general_block(p, grid, padding, block);
-        general_adjoint(u, scale, g_next, grad, grid, voxel, block);
+        block_adjoint(u, scale, g_next, grad, grid, voxel, block);
       }
     }
     for (; j < width; ++j) {
       const int64_t index[2] = {i, j};
       squaring_voxel_backward<2, float>(u, scale, g_next, grad, grid, i * width + j, index, padding, PlainAdd());
     }
-  }
-  for (int ch = 0; ch < 2; ++ch) {
-    for (RowCarry& carry : carries[ch]) carry.flush(grad + ch * n);
   }
 }
 
@@ -508,6 +629,7 @@ void squaring2d_avx2_step_backward(const float* field, float scale, const float*
   const int64_t n = grid.numel;
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
+      zero_item(grad + b * 2 * n, 2 * n);
       squaring_backward_item(field + b * 2 * n, scale, g_next + b * 2 * n, grad + b * 2 * n, grid, padding);
     }
   });

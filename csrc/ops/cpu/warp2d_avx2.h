@@ -1,7 +1,8 @@
 // A vectorised CPU path for the most common warps: 2D, float32, bilinear; warp forward, its
 // displacement gradient, and the scaling-and-squaring step and its adjoint. Eight voxels of a
 // row at a time: plain vector loads and adds where their points share one cell pattern inside
-// the image, 64-bit pair loads and a scatter elsewhere. Compiled for AVX2 and FMA only and
+// the image, or two neighbouring rows and column offsets of cells (blended loads), and 64-bit
+// pair loads and a scatter elsewhere. Compiled for AVX2 and FMA only and
 // chosen at run time, so the library still runs on any x86-64 (and elsewhere the scalar shared
 // math in motionext/warp.h serves). It computes exactly that math, up to float rounding; the
 // tests check one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
@@ -34,7 +35,7 @@ void warp2d_avx2_displacement_grad(const float* grad_output, const float* image,
 void squaring2d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<2>& grid,
                           Padding padding);
 
-// Its adjoint, grad (zeroed) += adjoint applied to g_next. Each thread owns whole batch items, so
+// Its adjoint, grad = adjoint applied to g_next. Each thread owns whole batch items, so
 // callers use it only when there are at least as many items as threads.
 void squaring2d_avx2_step_backward(const float* field, float scale, const float* g_next, float* grad, int64_t batch,
                                    const Grid<2>& grid, Padding padding);
