@@ -91,8 +91,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["2d-seq"])
     parser.add_argument("--ops", nargs="+", default=list(OPS))
-    parser.add_argument("--fields", nargs="+", default=["noise"], choices=FIELDS,
-                        help="the displacement and velocity fields (see cases.py); 'model' exists for 2d-seq only")
+    parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=FIELDS,
+                        help="the displacement and velocity fields (see cases.py; default: both); "
+                        "'model' exists for 2d-seq only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-seconds", type=float, default=1.0)
