@@ -3,10 +3,8 @@
 // supplies one squaring step, its adjoint, and a device guard:
 //   Backend::Guard(device)
 //   Backend::step<NDIM, T>(field, scale, u_next, batch, grid, padding)
-//   Backend::step_backward<NDIM, T>(field, scale, g_next, grad, batch, grid, padding)
-// where the step reads u = scale * field, and step_backward overwrites grad with the adjoint
-// applied to g_next (zeroing it where it suits the backend: the CPU zeroes each batch item in the
-// thread that then fills it, while it is in cache).
+//   Backend::step_backward<NDIM, T>(field, scale, g_next, grad (zeroed), batch, grid, padding)
+// where the step reads u = scale * field.
 #pragma once
 
 #include <tuple>
@@ -75,11 +73,13 @@ at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Te
       const auto grid = make_grid<NDIM>(velocity);
       const int64_t batch = velocity.size(0);
       for (int64_t k = steps - 1; k >= 1; --k) {
+        grad.zero_();
         Backend::template step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1),
                                                  g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
                                                  padding);
         std::swap(grad, g_next);
       }
+      grad.zero_();
       Backend::template step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
                                                g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
                                                padding);

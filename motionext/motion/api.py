@@ -50,14 +50,14 @@ def _fitted(model, seq, refine: int, settings: RefineSettings | None, progress: 
     codes, residual = refine_motion(model, seq.frames, seq.spacing, _posterior(model, seq.frames)[0], refine,
                                     settings or RefineSettings(), progress=progress)
     z = model.motion_matrix(codes[None], normalized_times(seq.frames.shape[0]))
-    velocity = model.decode(z, seq.frames[:1], seq.spacing)
+    return (z, *_decode(model, z, seq.frames[0], seq.spacing, residual))
+
+
+def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing, residual: torch.Tensor | None = None):
+    """(velocity, displacement) of the motion matrix z, plus a refined residual velocity."""
+    velocity = model.decode(z, ed[None], spacing)
     if residual is not None:
         velocity = velocity + residual[None]
-    return z, velocity, model.exponentiate(velocity)
-
-
-def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing):
-    velocity = model.decode(z, ed[None], spacing)
     return velocity, model.exponentiate(velocity)
 
 

@@ -32,14 +32,6 @@ void for_each_voxel(int64_t batch, const Grid<NDIM>& grid, const Fn& fn) {
   });
 }
 
-// data[0 .. size) = 0, split across threads.
-template <typename T>
-void zero(T* data, int64_t size) {
-  at::parallel_for(0, size, 1 << 16, [&](int64_t begin, int64_t end) {
-    std::memset(static_cast<void*>(data + begin), 0, sizeof(T) * (end - begin));
-  });
-}
-
 // x += v where other threads may add to the same element (compare-and-swap on its bits).
 template <typename T>
 inline void atomic_add(T* address, T value) {

@@ -29,7 +29,7 @@ struct CpuSquaring {
     });
   }
 
-  // grad = adjoint of one step applied to g_next.
+  // grad += adjoint of one step applied to g_next.
   template <int NDIM, typename T, typename field_t>
   static void step_backward(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
                             const Grid<NDIM>& grid, Padding padding) {
@@ -39,7 +39,6 @@ struct CpuSquaring {
       }
     }
     const int64_t n = grid.numel;
-    cpu::zero(grad, batch * NDIM * n);
     cpu::for_each_voxel_spreading(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
       squaring_voxel_backward<NDIM, T>(field + b * NDIM * n, scale, g_next + b * NDIM * n, grad + b * NDIM * n, grid,
                                        voxel, index, padding, add);

@@ -564,14 +564,6 @@ MOTIONEXT_AVX2 inline void block_adjoint(const float* u, float scale, const floa
   }
 }
 
-// Zeroes one batch item with ordinary stores, so that it stays in this thread's cache for the
-// adjoint that follows (memset streams large blocks past the cache).
-MOTIONEXT_AVX2 void zero_item(float* data, int64_t size) {
-  int64_t i = 0;
-  for (; i + 8 <= size; i += 8) _mm256_storeu_ps(data + i, _mm256_setzero_ps());
-  for (; i < size; ++i) data[i] = 0.0f;
-}
-
 // The adjoint of one step for one batch item; grad is zeroed. One thread owns the item, so
 // plain adds are safe.
 MOTIONEXT_AVX2 void squaring_backward_item(const float* u, float scale, const float* g_next, float* grad,
@@ -629,7 +621,6 @@ void squaring2d_avx2_step_backward(const float* field, float scale, const float*
   const int64_t n = grid.numel;
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      zero_item(grad + b * 2 * n, 2 * n);
       squaring_backward_item(field + b * 2 * n, scale, g_next + b * 2 * n, grad + b * 2 * n, grid, padding);
     }
   });

@@ -35,7 +35,7 @@ void warp2d_avx2_displacement_grad(const float* grad_output, const float* image,
 void squaring2d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<2>& grid,
                           Padding padding);
 
-// Its adjoint, grad = adjoint applied to g_next. Each thread owns whole batch items, so
+// Its adjoint, grad (zeroed) += adjoint applied to g_next. Each thread owns whole batch items, so
 // callers use it only when there are at least as many items as threads.
 void squaring2d_avx2_step_backward(const float* field, float scale, const float* g_next, float* grad, int64_t batch,
                                    const Grid<2>& grid, Padding padding);

@@ -41,8 +41,6 @@ struct CudaSquaring {
   template <int NDIM, typename T, typename field_t>
   static void step_backward(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
                             const Grid<NDIM>& grid, Padding padding) {
-    // the kernel adds into grad from many threads
-    C10_CUDA_CHECK(cudaMemsetAsync(grad, 0, sizeof(T) * batch * NDIM * grid.numel, cuda::stream()));
     step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
         field, scale, g_next, grad, batch, grid, padding);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
