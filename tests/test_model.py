@@ -132,3 +132,33 @@ def test_a_3d_phantom_trains_with_the_same_code():
     assert model(frames, p.spacing)["displacement"].shape == (1, 5, 3, 16, 16, 8)
     losses = _recon_losses(model, frames, p.spacing, steps=25)
     assert np.mean(losses[-3:]) < 0.95 * np.mean(losses[:3])
+
+
+def test_spatial_gradient_penalty_measures_the_velocity_gradient_in_mm():
+    from motionext.model.losses import spatial_gradient_penalty
+
+    y, x = torch.meshgrid(torch.arange(6.0), torch.arange(8.0), indexing="ij")
+    velocity = torch.stack([torch.zeros_like(x), 0.5 * x])  # channel k moves along axis k: u_x = x / 2
+    velocity = torch.stack([velocity, torch.zeros_like(velocity)])[None]  # (B=1, T=2, 2, 6, 8)
+    penalty = spatial_gradient_penalty(velocity, (2.0, 3.0))
+    # along x: u_x changes by 0.5 voxel = 1.5 mm per step, u_y by 0; along y: nothing; means of both
+    torch.testing.assert_close(penalty[0, 0], torch.tensor((1.5 / 2 + 0.0) / 2), atol=2e-3, rtol=0)
+    assert penalty[0, 1] < 2e-3  # a field at rest costs nothing (up to the smoothing of |x|)
+    with pytest.raises(ValueError, match="2-D velocities but 3 spacings"):
+        spatial_gradient_penalty(velocity, (1.0, 1.0, 1.0))
+
+
+def test_temporal_curvature_penalty_charges_jitter_not_steady_motion():
+    from motionext.model.losses import temporal_curvature_penalty
+
+    velocity = torch.zeros(1, 4, 2, 4, 5)
+    velocity[0, :, 0] = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(4, 1, 1)  # steady: 1 voxel more per frame
+    steady = temporal_curvature_penalty(velocity, (2.0, 1.0), cyclic=False)
+    assert steady.shape == (1, 2) and steady.max() < 2e-3
+    # cyclic: frame 3 -> 0 jumps back; channel 0 (2 mm) bends by 4, 0, 0, -4 voxels; channel 1 is still
+    cyclic = temporal_curvature_penalty(velocity, (2.0, 1.0), cyclic=True)
+    torch.testing.assert_close(cyclic[0], torch.tensor([8.0, 0.0, 0.0, 8.0]) / 2, atol=2e-3, rtol=0)
+    jitter = velocity.clone()
+    jitter[0, 2, 0] += 0.5  # one frame off by half a voxel: |0.5 * 2 mm| * (1, 2, 1) around it
+    penalty = temporal_curvature_penalty(jitter, (2.0, 1.0), cyclic=False)
+    torch.testing.assert_close(penalty[0], torch.tensor([1.0, 2.0]) / 2, atol=2e-3, rtol=0)

@@ -1,5 +1,6 @@
 """The training objective: a symmetric LNCC likelihood weighted by lambda, plus the KL divergence
-of the per-frame posteriors from N(0, I)."""
+of the per-frame posteriors from N(0, I). Also the smoothness penalties that test-time refinement
+adds to it."""
 
 from __future__ import annotations
 
@@ -41,3 +42,37 @@ def motion_loss(model, frames: torch.Tensor, out: dict, config: ModelConfig | No
     kl = kl_to_standard_normal(out["mean"], out["log_var"])
     recon, kl = recon.sum(1).mean(), kl.sum(1).mean()
     return {"loss": recon + kl, "recon": recon, "kl": kl, "lncc": similarity.mean()}
+
+
+def _in_mm(velocity: torch.Tensor, spacing) -> torch.Tensor:
+    ndim = velocity.shape[2]
+    if len(spacing) != ndim:
+        raise ValueError(f"gradient penalty: {ndim}-D velocities but {len(spacing)} spacings")
+    return velocity * torch.tensor([float(s) for s in spacing], dtype=velocity.dtype).view(1, 1, ndim, *([1] * ndim))
+
+
+def _magnitude(d: torch.Tensor) -> torch.Tensor:
+    """Mean |d| over all but (B, T); |x| smoothed as sqrt(x^2 + eps^2) so that its gradient is
+    defined at 0."""
+    return torch.sqrt(d * d + 1e-6).flatten(2).mean(2)
+
+
+def spatial_gradient_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
+    """Mean magnitude of the spatial finite differences of velocities (B, T, ndim, *S) given in
+    voxels, in mm per voxel step (the paper's spatial-gradient measure, applied to v): (B, T).
+    An L1 (total-variation) penalty: it lets the wall thicken where the images say so, and keeps
+    small spurious gradients away everywhere else."""
+    mm = _in_mm(velocity, spacing)
+    return sum(_magnitude(mm.diff(dim=3 + axis)) for axis in range(mm.shape[2])) / mm.shape[2]
+
+
+def temporal_curvature_penalty(velocity: torch.Tensor, spacing, *, cyclic: bool) -> torch.Tensor:
+    """Mean magnitude of the second difference over time, v[t+1] - 2 v[t] + v[t-1], of
+    velocities (B, T, ndim, *S) given in voxels, in mm per frame^2: (B, T) when `cyclic` (one
+    heart cycle: the last frame's neighbour is the first), else (B, T - 2). It charges jitter
+    from frame to frame, not the size of the motion: a first difference would, since its sum
+    over a cycle is twice the motion's range."""
+    mm = _in_mm(velocity, spacing)
+    if cyclic:
+        mm = torch.cat([mm[:, -1:], mm, mm[:, :1]], dim=1)
+    return _magnitude(mm[:, 2:] - 2 * mm[:, 1:-1] + mm[:, :-2])

@@ -2,9 +2,11 @@
 
 The encoder gives each frame's code z~_t in one shot; its motion is what the decoder can express
 from that code. On data unlike the training cohort both can fall short. `refine_motion` fits
-them to the sequence by running Adam on the model's own training objective: the symmetric LNCC
-term (weight lambda) plus the prior's 0.5 * ||z~||^2, the KL term with the posterior variance
-at 1. It fits two things together:
+them to the sequence by running Adam on the model's own training objective (the symmetric LNCC
+term, weight lambda, plus the prior's 0.5 * ||z~||^2: the KL term with the posterior variance at
+1) and smoothness penalties: the mean magnitude of the velocity's spatial gradient, in mm per
+voxel (`smoothness_weight` per frame), and of its second difference over time, in mm per frame^2
+(`temporal_smoothness_weight`, in sequences of 3 frames or more). It fits two things together:
 
 - **the codes z~** (the maximum a posteriori codes, starting from the encoder's means). The
   motion matrix stays meaningful, so transport and the other uses can still read it;
@@ -25,21 +27,27 @@ from dataclasses import dataclass
 import torch
 
 from ..model.layers import smooth_spatial, smooth_temporal
-from ..model.losses import motion_loss
+from ..model.losses import motion_loss, spatial_gradient_penalty, temporal_curvature_penalty
 from ..model.motion_model import normalized_times
 
 
 @dataclass(frozen=True)
 class RefineSettings:
-    code_rate: float = 0.05          # Adam step size for the codes
-    residual_rate: float = 0.5       # Adam step size for the residual velocity (voxels)
-    residual_sigma_mm: float = 12.0  # Gaussian smoothing of the residual
+    code_rate: float = 0.05            # Adam step size for the codes
+    residual_rate: float = 1.5         # Adam step size for the residual velocity (voxels)
+    residual_sigma_mm: float = 9.0     # Gaussian smoothing of the residual
+    smoothness_weight: float = 1000.0  # on the velocity's mean spatial gradient (mm/voxel), per frame
+    temporal_smoothness_weight: float = 100.0  # on its mean second difference over time (mm/frame^2)
 
     def __post_init__(self):
-        for name in ("code_rate", "residual_rate", "residual_sigma_mm"):
+        for name in ("code_rate", "residual_rate", "residual_sigma_mm", "smoothness_weight",
+                     "temporal_smoothness_weight"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"refine: {name} must be a positive number; got {value!r}")
+            positive = "smoothness" not in name  # a weight of 0 turns its penalty off
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0 or (positive and value == 0)):
+                kind = "positive" if positive else "non-negative"
+                raise ValueError(f"refine: {name} must be a {kind} number; got {value!r}")
 
 
 def check_steps(steps) -> int:
@@ -77,6 +85,11 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
                    "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
             loss = motion_loss(model, sequence, out)["loss"]
+            # summed over frames, as the objective's terms are
+            loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
+            if frames.shape[0] >= 3:  # a pair's two frames are not neighbours in time
+                loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
+                    velocity, spacing, cyclic=model.config.tcn_padding == "cyclic").sum()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
             # only the codes and the residual: the model's parameters get no gradient
