@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import motionext
 from motionext import load_model, motion
 from motionext.data import Cine, make_phantom, read_cine
 from motionext.evaluation import HELD_OUT_SEED, held_out_phantoms
@@ -130,6 +132,12 @@ def main(argv=None):
     parser.add_argument("--baselines", default="syn,elastix", help="pairwise baselines to run when installed")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "results.md"))
     args = parser.parse_args(argv)
+    checkout = Path(__file__).resolve().parents[1]
+    if Path(motionext.__file__).resolve().parent != checkout / "motionext":
+        # a plain `pip install .` leaves the installed copy first on the path: tables would
+        # silently measure the code as installed, not as edited here
+        print(f"experiments: measuring the installed motionext ({Path(motionext.__file__).parent}), not this "
+              f"checkout ({checkout}); reinstall, or build in place and run with PYTHONPATH=.", file=sys.stderr)
     torch.manual_seed(0)
     shipped = load_model(args.model)
     models = {"motionext": (shipped, 0)}
