@@ -132,12 +132,12 @@ def main(argv=None):
     parser.add_argument("--baselines", default="syn,elastix", help="pairwise baselines to run when installed")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "results.md"))
     args = parser.parse_args(argv)
-    checkout = Path(__file__).resolve().parents[1]
-    if Path(motionext.__file__).resolve().parent != checkout / "motionext":
+    checkout, package = Path(__file__).resolve().parents[1], Path(motionext.__file__).resolve().parent
+    if package != checkout / "motionext":
         # a plain `pip install .` leaves the installed copy first on the path: tables would
         # silently measure the code as installed, not as edited here
-        print(f"experiments: measuring the installed motionext ({Path(motionext.__file__).parent}), not this "
-              f"checkout ({checkout}); reinstall, or build in place and run with PYTHONPATH=.", file=sys.stderr)
+        print(f"experiments: measuring the installed motionext ({package}), not this checkout ({checkout}); "
+              "reinstall, or build in place and run with PYTHONPATH=.", file=sys.stderr)
     torch.manual_seed(0)
     shipped = load_model(args.model)
     models = {"motionext": (shipped, 0)}

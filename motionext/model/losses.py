@@ -60,8 +60,8 @@ def _magnitude(d: torch.Tensor) -> torch.Tensor:
 def spatial_gradient_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
     """Mean magnitude of the spatial finite differences of velocities (B, T, ndim, *S) given in
     voxels, in mm per voxel step (the paper's spatial-gradient measure, applied to v): (B, T).
-    An L1 (total-variation) penalty: it lets the wall thicken where the images say so, and keeps
-    small spurious gradients away everywhere else."""
+    L1 (total variation), so that the large gradient where the wall thickens costs no more than
+    its size, as a squared penalty's would."""
     mm = _in_mm(velocity, spacing)
     return sum(_magnitude(mm.diff(dim=3 + axis)) for axis in range(mm.shape[2])) / mm.shape[2]
 

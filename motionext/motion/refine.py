@@ -40,13 +40,13 @@ class RefineSettings:
     temporal_smoothness_weight: float = 100.0  # on its mean second difference over time (mm/frame^2)
 
     def __post_init__(self):
-        for name in ("code_rate", "residual_rate", "residual_sigma_mm", "smoothness_weight",
-                     "temporal_smoothness_weight"):
-            value = getattr(self, name)
-            positive = "smoothness" not in name  # a weight of 0 turns its penalty off
+        positive = ("code_rate", "residual_rate", "residual_sigma_mm")
+        penalty_weights = ("smoothness_weight", "temporal_smoothness_weight")  # 0 turns a penalty off
+        for name in positive + penalty_weights:
+            value, zero_allowed = getattr(self, name), name in penalty_weights
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                    or value < 0 or (positive and value == 0)):
-                kind = "positive" if positive else "non-negative"
+                    or value < 0 or (value == 0 and not zero_allowed)):
+                kind = "non-negative" if zero_allowed else "positive"
                 raise ValueError(f"refine: {name} must be a {kind} number; got {value!r}")
 
 
