@@ -4,9 +4,10 @@ The encoder gives each frame's code z~_t in one shot; its motion is what the dec
 from that code. On data unlike the training cohort both can fall short. `refine_motion` fits
 them to the sequence by running Adam on the model's own training objective (the symmetric LNCC
 term, weight lambda, plus the prior's 0.5 * ||z~||^2: the KL term with the posterior variance at
-1) and smoothness penalties: the mean magnitude of the velocity's spatial gradient, in mm per
-voxel (`smoothness_weight` per frame), and of its second difference over time, in mm per frame^2
-(`temporal_smoothness_weight`, in sequences of 3 frames or more). It fits two things together:
+1), with a wider LNCC window than in training (`similarity_window`), and smoothness penalties:
+the mean magnitude of the velocity's spatial gradient, in mm per voxel (`smoothness_weight` per
+frame), and of its second difference over time, in mm per frame^2 (`temporal_smoothness_weight`,
+in sequences of 3 frames or more). It fits two things together:
 
 - **the codes z~** (the maximum a posteriori codes, starting from the encoder's means). The
   motion matrix stays meaningful, so transport and the other uses can still read it;
@@ -21,6 +22,7 @@ The encoder, temporal network and decoder stay fixed. `motionext track --refine 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,8 +40,14 @@ class RefineSettings:
     residual_sigma_mm: float = 9.0     # Gaussian smoothing of the residual
     smoothness_weight: float = 1000.0  # on the velocity's mean spatial gradient (mm/voxel), per frame
     temporal_smoothness_weight: float = 100.0  # on its mean second difference over time (mm/frame^2)
+    # LNCC window (voxels) of the similarity term: wider than the model's training window (9),
+    # which lets the fit follow noise and low-contrast edges on real images (docs/model.md)
+    similarity_window: int = 15
 
     def __post_init__(self):
+        window = self.similarity_window
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+            raise ValueError(f"refine: similarity_window must be a positive odd integer; got {window!r}")
         positive = ("code_rate", "residual_rate", "residual_sigma_mm")
         penalty_weights = ("smoothness_weight", "temporal_smoothness_weight")  # 0 turns a penalty off
         for name in positive + penalty_weights:
@@ -77,6 +85,9 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
         # smoothed in time as the decoder's velocities are, so that the frames move consistently
         return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=model.config.tcn_padding == "cyclic")
 
+    # no wider than the image's shortest axis (a thin 3-D stack), kept odd
+    window = min(settings.similarity_window, min(frames.shape[1:]) - (1 - min(frames.shape[1:]) % 2))
+    objective = dataclasses.replace(model.config, lncc_window=window)
     optimizer = torch.optim.Adam([{"params": [codes], "lr": settings.code_rate},
                                   {"params": [raw], "lr": settings.residual_rate}])
     with torch.enable_grad():
@@ -84,7 +95,7 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             velocity = model.decode(model.motion_matrix(codes, times), sequence[:, 0], spacing) + residual()
             out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
                    "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
-            loss = motion_loss(model, sequence, out)["loss"]
+            loss = motion_loss(model, sequence, out, objective)["loss"]
             # summed over frames, as the objective's terms are
             loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
             if frames.shape[0] >= 3:  # a pair's two frames are not neighbours in time
