@@ -22,9 +22,8 @@ The encoder, temporal network and decoder stay fixed. `motionext track --refine 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -40,8 +39,8 @@ class RefineSettings:
     residual_sigma_mm: float = 9.0     # Gaussian smoothing of the residual
     smoothness_weight: float = 1000.0  # on the velocity's mean spatial gradient (mm/voxel), per frame
     temporal_smoothness_weight: float = 100.0  # on its mean second difference over time (mm/frame^2)
-    # LNCC window (voxels) of the similarity term: wider than the model's training window (9),
-    # which lets the fit follow noise and low-contrast edges on real images (docs/model.md)
+    # LNCC window (voxels) of the similarity term. With the training window (9) the fit follows
+    # per-frame noise; a wider one is steadier on real images (docs/model.md)
     similarity_window: int = 15
 
     def __post_init__(self):
@@ -77,17 +76,20 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     sigmas = [settings.residual_sigma_mm / float(s) for s in spacing]
     codes = z_tilde.detach().clone()[None].requires_grad_(True)
     raw = torch.zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
+    in_time = frames.shape[0] >= 3  # a pair's (ED, ES) two frames are not neighbours in time
+    cyclic = model.config.tcn_padding == "cyclic"
 
     def residual():
         smooth = smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
-        if frames.shape[0] < 3:  # a pair (ED, ES): its two frames are not neighbours in time
+        if not in_time:
             return smooth
         # smoothed in time as the decoder's velocities are, so that the frames move consistently
-        return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=model.config.tcn_padding == "cyclic")
+        return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=cyclic)
 
     # no wider than the image's shortest axis (a thin 3-D stack), kept odd
-    window = min(settings.similarity_window, min(frames.shape[1:]) - (1 - min(frames.shape[1:]) % 2))
-    objective = dataclasses.replace(model.config, lncc_window=window)
+    shortest = min(frames.shape[1:])
+    window = min(settings.similarity_window, shortest if shortest % 2 else shortest - 1)
+    objective = replace(model.config, lncc_window=window)
     optimizer = torch.optim.Adam([{"params": [codes], "lr": settings.code_rate},
                                   {"params": [raw], "lr": settings.residual_rate}])
     with torch.enable_grad():
@@ -98,9 +100,9 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             loss = motion_loss(model, sequence, out, objective)["loss"]
             # summed over frames, as the objective's terms are
             loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
-            if frames.shape[0] >= 3:  # a pair's two frames are not neighbours in time
+            if in_time:
                 loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
-                    velocity, spacing, cyclic=model.config.tcn_padding == "cyclic").sum()
+                    velocity, spacing, cyclic=cyclic).sum()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
             # only the codes and the residual: the model's parameters get no gradient
