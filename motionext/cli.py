@@ -44,6 +44,22 @@ def _refine_option(p):
                         "encoder's one-shot estimate). 50 is a good start; more accurate on data unlike the "
                         "training cohort, at about 0.2 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
                         "See docs/model.md")
+    p.add_argument("--refine-settings", metavar="JSON",
+                   help='change refinement settings (with --refine), e.g. \'{"similarity_window": 21, '
+                        '"smoothness_weight": 500}\'. The settings and their defaults: code_rate 0.05, '
+                        'residual_rate 1.5 (voxels), residual_sigma_mm 9, smoothness_weight 1000, '
+                        'temporal_smoothness_weight 100, similarity_window 15 (docs/model.md)')
+
+
+def _refine_settings(args):
+    """The RefineSettings that --refine-settings asks for, or None for the defaults."""
+    if args.refine_settings is None:
+        return None
+    from .motion.refine import settings_from_json
+
+    if args.refine <= 0:
+        raise ValueError("--refine-settings needs --refine STEPS (more than 0): without it nothing is refined")
+    return settings_from_json(args.refine_settings)
 
 
 def _ints(text):
@@ -64,6 +80,7 @@ def _motion_verb(args) -> int:
         source, target = read(args.source), read(args.target)
     else:
         cine = read(args.input, labels=getattr(args, "labels", None))
+    settings = _refine_settings(args) if hasattr(args, "refine") else None
     given = None
     if args.verb == "reconstruct":
         choices = [x for x in (args.every, args.first, args.frames, args.ed_only or None) if x is not None]
@@ -73,9 +90,9 @@ def _motion_verb(args) -> int:
                              frames=_ints(args.frames) if args.frames else None)
     with commands.output_folder(args.out, args.overwrite) as out:
         if args.verb == "track":
-            commands.run_track(model, cine, out, grid=args.grid, refine=args.refine)
+            commands.run_track(model, cine, out, grid=args.grid, refine=args.refine, settings=settings)
         elif args.verb == "compensate":
-            commands.run_compensate(model, cine, out, grid=args.grid, refine=args.refine)
+            commands.run_compensate(model, cine, out, grid=args.grid, refine=args.refine, settings=settings)
         elif args.verb == "transport":
             commands.run_transport(model, source, target, out, grid=args.grid)
         elif args.verb == "sample":
@@ -95,6 +112,7 @@ def _evaluate(args) -> int:
     from .motion.evaluate import evaluate, is_curve, summarize
     from .motion.outputs import save_csv
 
+    settings = _refine_settings(args)
     baselines = []
     for name in _names(args.baselines):
         reason = registration.missing(name)
@@ -104,7 +122,7 @@ def _evaluate(args) -> int:
             print(f"motionext evaluate: skipping {name}: {reason}", file=sys.stderr)
     model = load_model(args.model)
     rows = evaluate(model, args.data, subjects=args.subjects, baselines=baselines, refine=args.refine,
-                    progress=not args.quiet)
+                    refine_settings=settings, progress=not args.quiet)
     summary = summarize(rows)
     methods = {"motionext": "", "identity": "_identity", **{b: f"_{b}" for b in baselines}}
     with output_folder(args.out, args.overwrite) as out:

@@ -118,14 +118,45 @@ def test_every_verb_runs(files, tmp_path):
         (["transport", "{files}/a.nii.gz", "{files}/missing.nii.gz"], "no such NIfTI"),
         (["track", "{files}/a.nii.gz", "--slice", "1"], "single slice"),
         (["track", "{files}/a.nii.gz", "--refine", "-3"], "steps must be a non-negative integer"),
+        (["track", "{files}/a.nii.gz", "--refine-settings", '{"similarity_window": 21}'], "needs --refine STEPS"),
+        (["track", "{files}/a.nii.gz", "--refine", "3", "--refine-settings", '{"similarity_window": 8}'],
+         "'similarity_window' must be a positive odd integer"),
+        (["compensate", "{files}/a.nii.gz", "--refine", "3", "--refine-settings", '{"smoothing": 1}'],
+         "unknown smoothing; the settings are code_rate"),
+        (["track", "{files}/a.nii.gz", "--refine", "3", "--refine-settings", "{window: 21}"], "not valid JSON"),
+        (["evaluate", "--refine", "2", "--refine-settings", "[21]"], "expected a JSON object"),
     ],
 )
 def test_bad_inputs_leave_nothing_behind(files, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    args = [a.format(files=files) for a in args]
+    args = [a.replace("{files}", str(files)) for a in args]
     assert _run(files, *args, "--out", str(out)) == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_refine_settings_reach_the_fit(files, tmp_path):
+    a = str(files / "a.nii.gz")
+    runs = {"plain": [], "refined": ["--refine", "3"],
+            "still": ["--refine", "3", "--refine-settings", '{"code_rate": 1e-9, "residual_rate": 1e-9}']}
+    moved = {}
+    for name, extra in runs.items():
+        assert _run(files, "track", a, "--out", str(tmp_path / name), *extra) == 0
+        moved[name] = np.asarray(nib.load(str(tmp_path / name / "displacements.nii.gz")).dataobj)
+    assert not np.allclose(moved["refined"], moved["plain"], atol=1e-3)
+    np.testing.assert_allclose(moved["still"], moved["plain"], atol=1e-3)  # steps too small to move the fit
+
+
+def test_refine_settings_help_states_the_defaults(capsys):
+    from dataclasses import fields
+
+    from motionext.motion.refine import RefineSettings
+
+    with pytest.raises(SystemExit):
+        cli(["track", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    for field in fields(RefineSettings):
+        assert f"{field.name} {field.default:g}" in text, field.name
 
 
 def test_existing_output_is_not_overwritten(files, tmp_path, capsys):

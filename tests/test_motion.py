@@ -159,8 +159,8 @@ def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
         (lambda m, p: RefineSettings(residual_sigma_mm=float("nan")), "residual_sigma_mm must be a positive number"),
         (lambda m, p: RefineSettings(smoothness_weight=-1.0), "smoothness_weight must be a non-negative number"),
         (lambda m, p: RefineSettings(temporal_smoothness_weight=float("nan")), "temporal_smoothness_weight must be a non-negative"),
-        (lambda m, p: RefineSettings(similarity_window=8), "similarity_window must be a positive odd integer"),
-        (lambda m, p: RefineSettings(similarity_window=9.0), "similarity_window must be a positive odd integer"),
+        (lambda m, p: RefineSettings(similarity_window=8), "'similarity_window' must be a positive odd integer"),
+        (lambda m, p: RefineSettings(similarity_window=9.0), "'similarity_window' must be a positive odd integer"),
         (lambda m, p: motion.frame_subset(8, every=2, first=3), "one of"),
     ],
 )

@@ -2,5 +2,7 @@
 reconstruction (temporal super-resolution)."""
 
 from .api import Sampling, Tracking, compensate, frame_subset, reconstruct, sample, track, transport
+from .refine import RefineSettings
 
-__all__ = ["track", "compensate", "transport", "sample", "reconstruct", "frame_subset", "Tracking", "Sampling"]
+__all__ = ["track", "compensate", "transport", "sample", "reconstruct", "frame_subset", "Tracking", "Sampling",
+           "RefineSettings"]

@@ -87,8 +87,8 @@ def _place(model, cine, grid):
     return _Placement(cine, as_sequence(model, cine).cine, grid)
 
 
-def run_track(model, cine, out, *, grid: str = "input", refine: int = 0):
-    result = api.track(model, cine, refine=refine, progress=refine > 0)
+def run_track(model, cine, out, *, grid: str = "input", refine: int = 0, settings=None):
+    result = api.track(model, cine, refine=refine, refine_settings=settings, progress=refine > 0)
     place = _Placement(cine, result.cine, grid)
     u = place.displacements(result.displacements)
     place.save_displacements(out / "displacements.nii.gz", u)
@@ -101,8 +101,8 @@ def run_track(model, cine, out, *, grid: str = "input", refine: int = 0):
     return result
 
 
-def run_compensate(model, cine, out, *, grid: str = "input", refine: int = 0):
-    result = api.track(model, cine, refine=refine, progress=refine > 0)
+def run_compensate(model, cine, out, *, grid: str = "input", refine: int = 0, settings=None):
+    result = api.track(model, cine, refine=refine, refine_settings=settings, progress=refine > 0)
     place = _Placement(cine, result.cine, grid)
     inverse = place.displacements(model.exponentiate(-result.velocities[None])[0])  # exp(-v)
     compensated = place.warp(place.frames, inverse)  # frame t moved back onto ED

@@ -60,12 +60,12 @@ def _measures(u: torch.Tensor, frames: torch.Tensor, ed_labels, es_labels, es: i
     return row
 
 
-def evaluate_sequence(model, cine, *, truth=None, baselines=(), refine: int = 0) -> dict:
+def evaluate_sequence(model, cine, *, truth=None, baselines=(), refine: int = 0, refine_settings=None) -> dict:
     """Measures of one labelled cine (Cine with labels at ED = 0 and at `es`) for the model, the
     identity and each of `baselines` ("syn", "elastix"). Keys are the model's measures; the
     others' carry a suffix (``dice_LV_identity``, ``dice_LV_syn``). `truth`: true displacements
-    (T, ndim, *S) on the same grid, when known. `refine`: as in track()."""
-    result = api.track(model, cine, refine=refine)  # a Cine's ED labels follow it onto the model grid
+    (T, ndim, *S) on the same grid, when known. `refine`, `refine_settings`: as in track()."""
+    result = api.track(model, cine, refine=refine, refine_settings=refine_settings)  # a Cine's ED labels follow it onto the model grid
     pre = result.cine if result.cine is not None else cine
     if result.labels is None or pre.es is None or pre.es not in pre.labels:
         raise ValueError(f"{cine.name}: evaluation needs labels at ED and ES")
@@ -85,10 +85,10 @@ def evaluate_sequence(model, cine, *, truth=None, baselines=(), refine: int = 0)
 
 
 def evaluate(model, data: str = "phantom", *, subjects: int = 8, baselines=(), refine: int = 0,
-             progress: bool = False) -> list:
+             refine_settings=None, progress: bool = False) -> list:
     """Rows of measures: for "phantom", `subjects` held-out phantom subjects; otherwise every
-    labelled 2D slice of the NIfTI data (an ACDC-style tree, a patient folder, ...). `refine`:
-    as in track()."""
+    labelled 2D slice of the NIfTI data (an ACDC-style tree, a patient folder, ...). `refine`,
+    `refine_settings`: as in track()."""
     if data == "phantom":
         from ..evaluation import held_out_phantoms
 
@@ -104,7 +104,8 @@ def evaluate(model, data: str = "phantom", *, subjects: int = 8, baselines=(), r
         from tqdm import tqdm
 
         items = tqdm(items, desc="evaluate", dynamic_ncols=True)
-    return [evaluate_sequence(model, cine, truth=truth, baselines=baselines, refine=refine) for cine, truth in items]
+    return [evaluate_sequence(model, cine, truth=truth, baselines=baselines, refine=refine,
+                              refine_settings=refine_settings) for cine, truth in items]
 
 
 def is_curve(key: str) -> bool:

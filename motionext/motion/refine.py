@@ -16,20 +16,23 @@ in sequences of 3 frames or more). It fits two things together:
   decoder's velocities), and goes through the same scaling and squaring, so the deformation
   stays smooth and diffeomorphic. It carries what the decoder cannot express.
 
-The encoder, temporal network and decoder stay fixed. `motionext track --refine N` and
-`evaluate --refine N` use it; docs/results.md measures it.
+The encoder, temporal network and decoder stay fixed. `motionext track --refine N` (and
+compensate, evaluate) use it, with `--refine-settings JSON` to change the settings;
+docs/results.md measures it.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from ..model.layers import smooth_spatial, smooth_temporal
 from ..model.losses import motion_loss, spatial_gradient_penalty, temporal_curvature_penalty
 from ..model.motion_model import normalized_times
+from ..ops._checks import check_odd_window
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,7 @@ class RefineSettings:
     similarity_window: int = 15
 
     def __post_init__(self):
-        window = self.similarity_window
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
-            raise ValueError(f"refine: similarity_window must be a positive odd integer; got {window!r}")
+        check_odd_window("refine", "similarity_window", self.similarity_window)
         positive = ("code_rate", "residual_rate", "residual_sigma_mm")
         penalty_weights = ("smoothness_weight", "temporal_smoothness_weight")  # 0 turns a penalty off
         for name in positive + penalty_weights:
@@ -55,6 +56,22 @@ class RefineSettings:
                     or value < 0 or (value == 0 and not zero_allowed)):
                 kind = "non-negative" if zero_allowed else "positive"
                 raise ValueError(f"refine: {name} must be a {kind} number; got {value!r}")
+
+
+def settings_from_json(text: str) -> RefineSettings:
+    """RefineSettings from a JSON object of the fields to change, e.g. '{"similarity_window": 21}'
+    (what `--refine-settings` takes); each value is checked as RefineSettings checks it."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"refine settings: not valid JSON ({exc.msg}): {text!r}") from None
+    known = sorted(field.name for field in fields(RefineSettings))
+    if not isinstance(values, dict):
+        raise ValueError(f"refine settings: expected a JSON object of settings ({', '.join(known)}); got {text!r}")
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"refine settings: unknown {', '.join(unknown)}; the settings are {', '.join(known)}")
+    return RefineSettings(**values)
 
 
 def check_steps(steps) -> int:

@@ -51,6 +51,12 @@ def check_choice(op: str, name: str, value, choices) -> None:
         raise ValueError(f"{op}: argument '{name}' must be one of {choices}; got {value!r}")
 
 
+def check_odd_window(op: str, name: str, window) -> None:
+    """A box window's width: a positive odd integer, so that it has a centre voxel."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"{op}: argument '{name}' must be a positive odd integer; got {window!r}")
+
+
 def check_finite(op: str, name: str, t: torch.Tensor) -> None:
     if os.environ.get("MOTIONEXT_CHECK_FINITE", "1") == "0" or torch.compiler.is_compiling():
         return

@@ -31,8 +31,7 @@ def lncc(
     if a.shape != b.shape:
         raise ValueError(f"{OP}: arguments 'a' and 'b' must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     _checks.check_like(OP, "a", a, "b", b)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ValueError(f"{OP}: argument 'window' must be a positive odd integer; got {window!r}")
+    _checks.check_odd_window(OP, "window", window)
     for axis, size in enumerate(a.shape[2:]):
         if window > size:
             raise ValueError(
