@@ -87,6 +87,21 @@ def test_refinement_uses_its_own_similarity_window(model, phantom, monkeypatch):
     assert not torch.equal(fits[0].displacements, fits[1].displacements)
 
 
+def test_refinement_skips_a_penalty_whose_weight_is_zero(model, phantom, monkeypatch):
+    from motionext.motion import refine
+
+    called = []
+    for name in ("spatial_gradient_penalty", "temporal_curvature_penalty"):
+        original = getattr(refine, name)
+        monkeypatch.setattr(refine, name, lambda *a, _f=original, _n=name, **k: called.append(_n) or _f(*a, **k))
+    frames = torch.from_numpy(phantom.frames)
+    motion.track(model, frames, spacing=phantom.spacing, refine=2,
+                 refine_settings=RefineSettings(smoothness_weight=0.0, temporal_smoothness_weight=0.0))
+    assert called == []
+    motion.track(model, frames, spacing=phantom.spacing, refine=2)
+    assert called.count("spatial_gradient_penalty") == 2 and called.count("temporal_curvature_penalty") == 2
+
+
 def test_refined_sequences_move_consistently_over_time():
     model = load_model()
     p = make_phantom(12, (128, 128), seed=HELD_OUT_SEED + 5)

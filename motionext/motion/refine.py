@@ -115,9 +115,10 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
                    "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
             loss = motion_loss(model, sequence, out, objective)["loss"]
-            # summed over frames, as the objective's terms are
-            loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
-            if in_time:
+            # summed over frames, as the objective's terms are; a weight of 0 skips its penalty
+            if settings.smoothness_weight:
+                loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
+            if in_time and settings.temporal_smoothness_weight:
                 loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
                     velocity, spacing, cyclic=cyclic).sum()
             if not torch.isfinite(loss):
