@@ -52,8 +52,9 @@ def _refine_option(p):
 
 
 def _refine_settings(args):
-    """The RefineSettings that --refine-settings asks for, or None for the defaults."""
-    if args.refine_settings is None:
+    """The RefineSettings that --refine-settings asks for, or None for the defaults (and for the
+    verbs that do not refine)."""
+    if getattr(args, "refine_settings", None) is None:
         return None
     from .motion.refine import settings_from_json
 
@@ -80,7 +81,7 @@ def _motion_verb(args) -> int:
         source, target = read(args.source), read(args.target)
     else:
         cine = read(args.input, labels=getattr(args, "labels", None))
-    settings = _refine_settings(args) if hasattr(args, "refine") else None
+    settings = _refine_settings(args)
     given = None
     if args.verb == "reconstruct":
         choices = [x for x in (args.every, args.first, args.frames, args.ed_only or None) if x is not None]

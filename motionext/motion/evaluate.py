@@ -65,7 +65,8 @@ def evaluate_sequence(model, cine, *, truth=None, baselines=(), refine: int = 0,
     identity and each of `baselines` ("syn", "elastix"). Keys are the model's measures; the
     others' carry a suffix (``dice_LV_identity``, ``dice_LV_syn``). `truth`: true displacements
     (T, ndim, *S) on the same grid, when known. `refine`, `refine_settings`: as in track()."""
-    result = api.track(model, cine, refine=refine, refine_settings=refine_settings)  # a Cine's ED labels follow it onto the model grid
+    # a Cine's ED labels follow it onto the model grid
+    result = api.track(model, cine, refine=refine, refine_settings=refine_settings)
     pre = result.cine if result.cine is not None else cine
     if result.labels is None or pre.es is None or pre.es not in pre.labels:
         raise ValueError(f"{cine.name}: evaluation needs labels at ED and ES")
