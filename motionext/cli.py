@@ -162,6 +162,17 @@ def _info(args) -> int:
     return 0
 
 
+def _prune_cache(args) -> int:
+    from .data.cache_prune import prune_cache
+
+    report = prune_cache(args.folder, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, reason in report.removed:
+        print(f"{verb} {path}: {reason}")
+    print(f"{verb} {len(report.removed)} files ({report.freed_bytes / 1e6:.1f} MB); kept {report.kept} entries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionext", description="Probabilistic motion models for cine MRI.")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -266,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="motionext-demo", help="output folder")
     p.add_argument("--model", default="pretrained", help="a checkpoint, or 'pretrained'")
     p.set_defaults(run=_demo)
+
+    p = verbs.add_parser("prune-cache", help="remove the preprocessing-cache entries that can never be used again",
+                         description="Remove from a --cache folder the entries whose source is gone or changed, "
+                                     "that another cache format or preprocessing version wrote, or that are "
+                                     "incomplete, and the partial files of killed builds. Valid entries for "
+                                     "other --spacing/--size settings are kept. Do not run it while another "
+                                     "machine is building the same cache.")
+    p.add_argument("folder", help="the cache folder (as given to train --cache)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    p.set_defaults(run=_prune_cache)
 
     p = verbs.add_parser("info", help="versions and how the kernels were built")
     p.set_defaults(run=_info)

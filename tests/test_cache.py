@@ -1,13 +1,20 @@
 """The preprocessing cache: entries are reused, rebuilt when a setting or a source changes, and
 rebuilt (never used) when they are partial or corrupt."""
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from motionext.data.cache import PreprocessCache
+from motionext.cli import main
+from motionext.data.cache import PreprocessCache, entry_key
+from motionext.data.cache_prune import prune_cache
 from motionext.data.sources import load_sequences
 
 
@@ -96,3 +103,69 @@ def test_cache_reports_missing_sources(tmp_path):
     cache = PreprocessCache(tmp_path / "cache")
     with pytest.raises(FileNotFoundError, match="no such file"):
         cache.sequences([tmp_path / "gone.nii.gz"])
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_prune_removes_only_entries_that_can_never_be_used(cohort, tmp_path):
+    folder = tmp_path / "cache"
+    cache, _ = _open(folder, cohort)
+    other, _ = _open(folder, cohort, spacing=2.5)  # valid entries of other settings: kept
+    valid = [_entry(c, "a.nii.gz") for c in (cache, other)]
+    gone = [_entry(c, "b.nii.gz") for c in (cache, other)]
+    (cohort / "b.nii.gz").unlink()
+    old_format = folder / f"{'c' * 32}.json"  # a manifest of another cache format version
+    manifest = json.loads(valid[0].with_suffix(".json").read_text())
+    old_format.write_text(json.dumps({**manifest, "format_version": 0}))
+    # an otherwise valid entry made by an older preprocessing: never selected again
+    older = {**manifest, "settings": {**manifest["settings"], "preprocessing": 0}}
+    old_preprocessing = folder / entry_key(Path(manifest["source"]), older["settings"])
+    old_preprocessing.with_suffix(".json").write_text(json.dumps(older))
+    shutil.copy(valid[0].with_suffix(".npy"), old_preprocessing.with_suffix(".npy"))
+    orphan = folder / f"{'d' * 32}.npy"  # an array whose manifest was never written
+    orphan.write_bytes(b"x" * 10)
+    dead_partial = folder / f".partial-{_dead_pid()}-{'e' * 32}.npy"  # a killed build's
+    live_partial = folder / f".partial-{os.getpid()}-{'f' * 32}.npy"  # a build still running
+    for path in (dead_partial, live_partial):
+        path.write_bytes(b"y" * 10)
+    foreign = folder / "notes.txt"
+    foreign.write_text("not the cache's")
+    before = _names(folder)
+
+    dry = prune_cache(folder, dry_run=True)
+    assert _names(folder) == before  # a dry run removes nothing
+    report = prune_cache(folder)
+    assert sorted(p for p, _ in report.removed) == sorted(p for p, _ in dry.removed)
+    removed = {p.name: reason for p, reason in report.removed}
+    expected = {g.name + s for g in gone for s in (".json", ".npy")} | {old_format.name, orphan.name, dead_partial.name}
+    expected |= {old_preprocessing.name + s for s in (".json", ".npy")}
+    assert set(removed) == expected
+    assert all("no longer exists" in removed[g.name + ".json"] for g in gone)
+    assert "another cache format" in removed[old_format.name] and "missing" in removed[orphan.name]
+    assert "killed build" in removed[dead_partial.name]
+    assert "preprocessing version 0" in removed[old_preprocessing.name + ".npy"]
+    assert report.kept == 2 and report.freed_bytes > 0
+    assert _names(folder) == sorted(set(before) - expected)
+    # what is kept is still used: nothing is rebuilt
+    assert _open(folder, cohort)[0].reused == 1 and _open(folder, cohort, spacing=2.5)[0].reused == 1
+
+
+def test_prune_removes_entries_of_a_changed_source_and_refuses_a_missing_folder(cohort, tmp_path, capsys):
+    cache, _ = _open(tmp_path / "cache", cohort)
+    _save_cine(cohort / "a.nii.gz", 9)
+    stat = (cohort / "a.nii.gz").stat()
+    os.utime(cohort / "a.nii.gz", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert main(["prune-cache", str(cache.folder)]) == 0
+    out = capsys.readouterr().out
+    assert "changed since it was built" in out and "removed 2 files" in out and "kept 1 entries" in out
+    assert not _entry(cache, "a.nii.gz").with_suffix(".npy").exists()
+    assert main(["prune-cache", str(tmp_path / "nowhere")]) == 2
+    assert "no such cache folder" in capsys.readouterr().err

@@ -29,10 +29,16 @@ FORMAT = "motionext-preprocess-cache"
 FORMAT_VERSION = 1
 
 
-def _stamp(unit: Path) -> list:
+def source_stamp(unit: Path) -> list:
     """What identifies the current content of a unit: name, size and mtime of its files."""
     files = [unit] if unit.is_file() else sorted(p for p in unit.iterdir() if p.is_file())
     return [[p.name, s.st_size, s.st_mtime_ns] for p, s in ((p, p.stat()) for p in files)]
+
+
+def entry_key(unit: Path, settings: dict) -> str:
+    """The file name (without suffix) of `unit`'s entry under these preprocessing settings."""
+    ident = json.dumps({"source": str(unit), "settings": settings}, sort_keys=True)
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
 def _checksum(array: np.ndarray) -> int:
@@ -44,7 +50,7 @@ def build_entry(folder: Path, key: str, unit: Path, settings: dict) -> int:
     from .preprocess import preprocess
     from .sources import read_unit
 
-    stamp = _stamp(unit)  # before reading: a file changed meanwhile makes the entry stale, not wrong
+    stamp = source_stamp(unit)  # before reading: a file changed meanwhile makes the entry stale, not wrong
     cines = [preprocess(c, spacing=settings["spacing"], size=settings["size"]) for c in read_unit(unit)]
     lengths = {c.num_frames for c in cines}
     if len(lengths) != 1:
@@ -61,7 +67,7 @@ def build_entry(folder: Path, key: str, unit: Path, settings: dict) -> int:
     return len(cines)
 
 
-def _open_array(path: Path, shape) -> np.ndarray:
+def open_array(path: Path, shape) -> np.ndarray:
     """The entry's array, memory-mapped; ValueError unless it is complete and of the expected shape."""
     array = np.load(path, mmap_mode="r")  # raises on a truncated header or a too-short file
     if array.dtype != np.float32 or list(array.shape) != list(shape):
@@ -92,7 +98,7 @@ class CachedSequence:
         key = self.cache.key(self.unit)
         for attempt in range(2):
             try:
-                array = np.array(_open_array(self.cache.folder / f"{key}.npy", self.entry_shape)[self.index])
+                array = np.array(open_array(self.cache.folder / f"{key}.npy", self.entry_shape)[self.index])
                 if _checksum(array) == self.checksum:
                     return array
                 problem = "checksum mismatch"
@@ -117,8 +123,7 @@ class PreprocessCache:
         self.built, self.reused = 0, 0
 
     def key(self, unit: Path) -> str:
-        ident = json.dumps({"source": str(unit), "settings": self.settings}, sort_keys=True)
-        return hashlib.sha256(ident.encode()).hexdigest()[:32]
+        return entry_key(unit, self.settings)
 
     def _manifest(self, unit: Path) -> dict:
         return json.loads((self.folder / f"{self.key(unit)}.json").read_text())
@@ -129,10 +134,10 @@ class PreprocessCache:
         try:
             manifest = self._manifest(unit)
             expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit),
-                        "settings": self.settings, "stamp": _stamp(unit)}
+                        "settings": self.settings, "stamp": source_stamp(unit)}
             if any(manifest.get(k) != v for k, v in expected.items()):
                 return None
-            _open_array(self.folder / f"{self.key(unit)}.npy", manifest["shape"])
+            open_array(self.folder / f"{self.key(unit)}.npy", manifest["shape"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # missing, unreadable or malformed
             return None
         return manifest

@@ -1,0 +1,95 @@
+"""Removing the preprocessing-cache entries that can never be used again, so that a long-lived
+cache folder does not grow without bound.
+
+An entry is removed when its source file or folder is gone or has changed since it was built,
+when it was written by another cache format or preprocessing version, when its manifest or
+array is missing, unreadable or incomplete, or when its file name no longer matches its
+manifest. Left-over partial files of killed builds are removed too. Valid entries for other
+preprocessing settings (another --spacing or --size) are kept: a later run may use them. Only
+files with the cache's own names are ever touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import FORMAT, FORMAT_VERSION, entry_key, open_array, source_stamp
+
+_ENTRY = re.compile(r"^([0-9a-f]{32})\.(npy|json)$")
+_PARTIAL = re.compile(r"^\.partial-(\d+)-[0-9a-f]{32}\.(npy|json)$")  # files.replaced_atomically's names
+
+
+@dataclass
+class PruneReport:
+    removed: list = field(default_factory=list)  # (path, reason), in the order found
+    kept: int = 0                                 # usable entries left in place
+    freed_bytes: int = 0
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _why_unusable(folder: Path, key: str) -> str | None:
+    """Why the entry `key` can never be used, or None if it can."""
+    from .preprocess import PREPROCESSING_VERSION
+
+    try:
+        manifest = json.loads((folder / f"{key}.json").read_text())
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            return f"written by another cache format ({manifest.get('format')} {manifest.get('format_version')})"
+        settings, source = manifest["settings"], Path(manifest["source"])
+        if settings.get("preprocessing") != PREPROCESSING_VERSION:
+            return f"made by preprocessing version {settings.get('preprocessing')}, not {PREPROCESSING_VERSION}"
+        if entry_key(source, settings) != key:
+            return "its name does not match its manifest"
+        if not source.exists():
+            return f"its source {source} no longer exists"
+        if manifest["stamp"] != source_stamp(source):
+            return f"its source {source} changed since it was built"
+        open_array(folder / f"{key}.npy", manifest["shape"])
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename).name if exc.filename else 'a file'} is missing"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"unreadable or incomplete ({exc})"
+    return None
+
+
+def prune_cache(folder, *, dry_run: bool = False) -> PruneReport:
+    """Remove (or, with `dry_run`, only list) the entries of the cache `folder` that can never be
+    used again. Do not run it while a process on another machine is building the same cache:
+    its partial files cannot be told from a killed build's."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"prune-cache: no such cache folder: {folder}")
+    report = PruneReport()
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    keys = sorted({m.group(1) for m in map(_ENTRY.match, names) if m})
+    for key in keys:
+        reason = _why_unusable(folder, key)
+        if reason is None:
+            report.kept += 1
+            continue
+        for suffix in (".json", ".npy"):  # the manifest first: an entry without one is never used
+            path = folder / f"{key}{suffix}"
+            if path.exists():
+                report.removed.append((path, reason))
+    for name in names:
+        partial = _PARTIAL.match(name)
+        if partial and not _process_alive(int(partial.group(1))):
+            report.removed.append((folder / name, "left over from a killed build"))
+    for path, _ in report.removed:
+        report.freed_bytes += path.stat().st_size
+        if not dry_run:
+            path.unlink()
+    return report
