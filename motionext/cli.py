@@ -48,7 +48,8 @@ def _refine_option(p):
                    help='change refinement settings (with --refine), e.g. \'{"similarity_window": 21, '
                         '"smoothness_weight": 500}\'. The settings and their defaults: code_rate 0.05, '
                         'residual_rate 1.5 (voxels), residual_sigma_mm 9, smoothness_weight 1000, '
-                        'temporal_smoothness_weight 100, similarity_window 15 (docs/model.md)')
+                        'temporal_smoothness_weight 100, similarity_window 15, global_similarity_weight 0 '
+                        '(docs/model.md)')
 
 
 def _refine_settings(args):

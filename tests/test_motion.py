@@ -87,19 +87,34 @@ def test_refinement_uses_its_own_similarity_window(model, phantom, monkeypatch):
     assert not torch.equal(fits[0].displacements, fits[1].displacements)
 
 
-def test_refinement_skips_a_penalty_whose_weight_is_zero(model, phantom, monkeypatch):
+def test_refinement_skips_a_term_whose_weight_is_zero(model, phantom, monkeypatch):
     from motionext.motion import refine
 
     called = []
-    for name in ("spatial_gradient_penalty", "temporal_curvature_penalty"):
+    for name in ("spatial_gradient_penalty", "temporal_curvature_penalty", "global_ncc"):
         original = getattr(refine, name)
         monkeypatch.setattr(refine, name, lambda *a, _f=original, _n=name, **k: called.append(_n) or _f(*a, **k))
     frames = torch.from_numpy(phantom.frames)
     motion.track(model, frames, spacing=phantom.spacing, refine=2,
                  refine_settings=RefineSettings(smoothness_weight=0.0, temporal_smoothness_weight=0.0))
     assert called == []
-    motion.track(model, frames, spacing=phantom.spacing, refine=2)
+    default = motion.track(model, frames, spacing=phantom.spacing, refine=2)
     assert called.count("spatial_gradient_penalty") == 2 and called.count("temporal_curvature_penalty") == 2
+    assert "global_ncc" not in called  # off by default
+    with_global = motion.track(model, frames, spacing=phantom.spacing, refine=2,
+                               refine_settings=RefineSettings(global_similarity_weight=10_000.0))
+    assert called.count("global_ncc") == 2
+    assert not torch.allclose(with_global.displacements, default.displacements, atol=1e-3)
+
+
+def test_global_ncc_measures_alignment_whatever_the_contrast():
+    from motionext.model.losses import global_ncc
+
+    image = torch.rand(1, 1, 24, 20)
+    pairs = torch.cat([image, image, image.flip(-1), torch.zeros_like(image)], dim=1)
+    ncc = global_ncc(torch.cat([image] * 4, dim=1), 3.0 * pairs + 0.5)  # contrast and offset differ
+    assert ncc[0, :2].tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
+    assert abs(ncc[0, 2].item()) < 0.2 and ncc[0, 3].item() == 0.0  # unrelated; flat: no NaN
 
 
 def test_refined_sequences_move_consistently_over_time():

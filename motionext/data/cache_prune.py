@@ -4,7 +4,8 @@ cache folder does not grow without bound.
 An entry is removed when its source file or folder is gone or has changed since it was built,
 when it was written by another cache format or preprocessing version, when its manifest or
 array is missing, unreadable or incomplete, or when its file name no longer matches its
-manifest. Left-over partial files of killed builds are removed too. Valid entries for other
+manifest. Left-over partial files of killed builds (their process no longer runs on this
+machine; on Windows they are kept) are removed too. Valid entries for other
 preprocessing settings (another --spacing or --size) are kept: a later run may use them. Only
 files with the cache's own names are ever touched.
 """
@@ -31,6 +32,8 @@ class PruneReport:
 
 
 def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never send it; keep the partial file
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

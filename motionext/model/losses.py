@@ -22,6 +22,17 @@ def _pair_lncc(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
     return cc.flatten(1).mean(1).view(a.shape[:2])
 
 
+def global_ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Normalised cross-correlation of every (B, T) image pair over the whole image: (B, T).
+    Unlike LNCC it weighs regions by their contrast, so weakly contrasted noise pulls little."""
+    def standardised(x):
+        x = x.flatten(2)
+        x = x - x.mean(2, keepdim=True)
+        return x / (x.norm(dim=2, keepdim=True) + 1e-6)  # a flat image correlates with nothing
+
+    return (standardised(a) * standardised(b)).sum(2)
+
+
 def motion_loss(model, frames: torch.Tensor, out: dict, config: ModelConfig | None = None) -> dict:
     """Loss terms of one batch; every term is summed over frames and averaged over sequences.
 

@@ -16,6 +16,9 @@ in sequences of 3 frames or more). It fits two things together:
   decoder's velocities), and goes through the same scaling and squaring, so the deformation
   stays smooth and diffeomorphic. It carries what the decoder cannot express.
 
+An optional global similarity term (`global_similarity_weight`, off by default) adds 1 - NCC over
+the whole image per frame.
+
 The encoder, temporal network and decoder stay fixed. `motionext track --refine N` (and
 compensate, evaluate) use it, with `--refine-settings JSON` to change the settings;
 docs/results.md measures it.
@@ -30,7 +33,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..model.layers import smooth_spatial, smooth_temporal
-from ..model.losses import motion_loss, spatial_gradient_penalty, temporal_curvature_penalty
+from ..model.losses import global_ncc, motion_loss, spatial_gradient_penalty, temporal_curvature_penalty
 from ..model.motion_model import normalized_times
 from ..ops._checks import check_odd_window
 
@@ -45,13 +48,16 @@ class RefineSettings:
     # LNCC window (voxels) of the similarity term. With the training window (9) the fit follows
     # per-frame noise; a wider one is steadier on real images (docs/model.md)
     similarity_window: int = 15
+    # weight of 1 - NCC over the whole image, per frame (0: off). It lifts Dice on the phantom and
+    # ACDC but makes real-data fits rougher (docs/model.md), so it is off by default
+    global_similarity_weight: float = 0.0
 
     def __post_init__(self):
         check_odd_window("refine", "similarity_window", self.similarity_window)
         positive = ("code_rate", "residual_rate", "residual_sigma_mm")
-        penalty_weights = ("smoothness_weight", "temporal_smoothness_weight")  # 0 turns a penalty off
-        for name in positive + penalty_weights:
-            value, zero_allowed = getattr(self, name), name in penalty_weights
+        term_weights = ("smoothness_weight", "temporal_smoothness_weight", "global_similarity_weight")  # 0: off
+        for name in positive + term_weights:
+            value, zero_allowed = getattr(self, name), name in term_weights
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or value < 0 or (value == 0 and not zero_allowed)):
                 kind = "non-negative" if zero_allowed else "positive"
@@ -115,7 +121,9 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
                    "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
             loss = motion_loss(model, sequence, out, objective)["loss"]
-            # summed over frames, as the objective's terms are; a weight of 0 skips its penalty
+            # summed over frames, as the objective's terms are; a weight of 0 skips its term
+            if settings.global_similarity_weight:
+                loss = loss + settings.global_similarity_weight * (1 - global_ncc(out["warped"], sequence)).sum()
             if settings.smoothness_weight:
                 loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
             if in_time and settings.temporal_smoothness_weight:
