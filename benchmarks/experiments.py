@@ -83,7 +83,8 @@ def ed_es_pair(cine, truth):
 
 def registration_rows(models: dict, cines, baselines) -> list:
     """Identity and the pairwise baselines on the ED/ES pairs; the models (name: (model, refine
-    steps, refine settings or None)) on the whole sequences (they use every frame). All measures are at ES."""
+    steps, refine settings or None)) on the whole sequences (they use every frame). All measures
+    are at ES."""
     cines = list(cines)
     pairs = [ed_es_pair(c, t) for c, t in cines]
     first = next(iter(models.values()))[0]

@@ -108,11 +108,9 @@ def test_refinement_skips_a_term_whose_weight_is_zero(model, phantom, monkeypatc
 
 
 def test_global_ncc_measures_alignment_whatever_the_contrast():
-    from motionext.model.losses import global_ncc
-
     image = torch.rand(1, 1, 24, 20)
     pairs = torch.cat([image, image, image.flip(-1), torch.zeros_like(image)], dim=1)
-    ncc = global_ncc(torch.cat([image] * 4, dim=1), 3.0 * pairs + 0.5)  # contrast and offset differ
+    ncc = losses.global_ncc(torch.cat([image] * 4, dim=1), 3.0 * pairs + 0.5)  # contrast and offset differ
     assert ncc[0, :2].tolist() == pytest.approx([1.0, 1.0], abs=1e-4)
     assert abs(ncc[0, 2].item()) < 0.2 and ncc[0, 3].item() == 0.0  # unrelated; flat: no NaN
 

@@ -77,6 +77,21 @@ def open_array(path: Path, shape) -> np.ndarray:
     return array
 
 
+def entry_problem(folder: Path, key: str, manifest: dict) -> str | None:
+    """Why the entry `key` with this manifest cannot be used as it stands (another cache format,
+    a source gone or changed since), or None. Raises OSError/ValueError/KeyError when the
+    manifest is malformed or the array is missing or incomplete."""
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        return f"written by another cache format ({manifest.get('format')} {manifest.get('format_version')})"
+    source = Path(manifest["source"])
+    if not source.exists():
+        return f"its source {source} no longer exists"
+    if manifest["stamp"] != source_stamp(source):
+        return f"its source {source} changed since it was built"
+    open_array(folder / f"{key}.npy", manifest["shape"])
+    return None
+
+
 @dataclass(frozen=True)
 class CachedSequence:
     """One preprocessed 2D sequence in the cache; `.frames` reads and checks it."""
@@ -133,11 +148,10 @@ class PreprocessCache:
         settings and format, the source is unchanged and the array is complete."""
         try:
             manifest = self._manifest(unit)
-            expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit),
-                        "settings": self.settings, "stamp": source_stamp(unit)}
-            if any(manifest.get(k) != v for k, v in expected.items()):
+            if manifest.get("source") != str(unit) or manifest.get("settings") != self.settings:
                 return None
-            open_array(self.folder / f"{self.key(unit)}.npy", manifest["shape"])
+            if entry_problem(self.folder, self.key(unit), manifest) is not None:
+                return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # missing, unreadable or malformed
             return None
         return manifest

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import FORMAT, FORMAT_VERSION, entry_key, open_array, source_stamp
+from .cache import entry_key, entry_problem
 
 _ENTRY = re.compile(r"^([0-9a-f]{32})\.(npy|json)$")
 _PARTIAL = re.compile(r"^\.partial-(\d+)-[0-9a-f]{32}\.(npy|json)$")  # files.replaced_atomically's names
@@ -49,18 +49,16 @@ def _why_unusable(folder: Path, key: str) -> str | None:
 
     try:
         manifest = json.loads((folder / f"{key}.json").read_text())
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            return f"written by another cache format ({manifest.get('format')} {manifest.get('format_version')})"
-        settings, source = manifest["settings"], Path(manifest["source"])
+        problem = entry_problem(folder, key, manifest)
+        if problem is not None:
+            return problem
+        # what the cache selects entries by: an entry of another preprocessing, or filed under
+        # another name, is never selected again
+        settings = manifest["settings"]
         if settings.get("preprocessing") != PREPROCESSING_VERSION:
             return f"made by preprocessing version {settings.get('preprocessing')}, not {PREPROCESSING_VERSION}"
-        if entry_key(source, settings) != key:
+        if entry_key(Path(manifest["source"]), settings) != key:
             return "its name does not match its manifest"
-        if not source.exists():
-            return f"its source {source} no longer exists"
-        if manifest["stamp"] != source_stamp(source):
-            return f"its source {source} changed since it was built"
-        open_array(folder / f"{key}.npy", manifest["shape"])
     except FileNotFoundError as exc:
         return f"{Path(exc.filename).name if exc.filename else 'a file'} is missing"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
