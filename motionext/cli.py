@@ -42,13 +42,14 @@ def _refine_option(p):
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="fit the model's motion to each sequence for STEPS optimisation steps (default 0: the "
                         "encoder's one-shot estimate). 50 is a good start; more accurate on data unlike the "
-                        "training cohort, at about 0.2 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
+                        "training cohort, at about 0.4 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
                         "See docs/model.md")
     p.add_argument("--refine-settings", metavar="JSON",
                    help='change refinement settings (with --refine), e.g. \'{"similarity_window": 21, '
-                        '"smoothness_weight": 500}\'. The settings and their defaults: code_rate 0.05, '
-                        'residual_rate 1.5 (voxels), residual_sigma_mm 9, smoothness_weight 1000, '
-                        'temporal_smoothness_weight 100, similarity_window 15, global_similarity_weight 0 '
+                        '"curvature_weight": 5000}\'. The settings and their defaults: code_rate 0.05, '
+                        'residual_rate 1.5 (voxels), residual_sigma_mm 5, smoothness_weight 500, '
+                        'curvature_weight 3000, temporal_smoothness_weight 50, similarity_window 15, '
+                        'global_similarity_weight 0 '
                         '(docs/model.md)')
 
 

@@ -148,6 +148,21 @@ def test_spatial_gradient_penalty_measures_the_velocity_gradient_in_mm():
         spatial_gradient_penalty(velocity, (1.0, 1.0, 1.0))
 
 
+def test_spatial_curvature_penalty_charges_bending_not_affine_motion():
+    from motionext.model.losses import spatial_curvature_penalty
+
+    y, x = torch.meshgrid(torch.arange(6.0), torch.arange(8.0), indexing="ij")
+    affine = torch.stack([-0.2 * x + 0.1, 0.5 * x + 0.3 * y])  # contraction, shear and shift
+    bent = torch.stack([torch.zeros_like(x), 0.25 * x * x])  # u_x bends by 0.5 voxel = 1.5 mm per step^2
+    twisted = torch.stack([0.1 * x * y, torch.zeros_like(x)])  # mixed second difference 0.1 voxel = 0.2 mm
+    penalty = spatial_curvature_penalty(torch.stack([affine, bent, twisted])[None], (2.0, 3.0))
+    assert penalty.shape == (1, 3) and penalty[0, 0] < 2.5e-3  # up to the smoothing of |x| (2e-3 here)
+    # means over the two components, then summed over the Hessian's entries (the mixed one twice), / ndim
+    torch.testing.assert_close(penalty[0, 1:], torch.tensor([1.5 / 2 / 2, 2 * 0.2 / 2 / 2]), atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="2-D velocities but 3 spacings"):
+        spatial_curvature_penalty(affine[None, None], (1.0, 1.0, 1.0))
+
+
 def test_temporal_curvature_penalty_charges_jitter_not_steady_motion():
     from motionext.model.losses import temporal_curvature_penalty
 

@@ -77,6 +77,20 @@ def spatial_gradient_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
     return sum(_magnitude(mm.diff(dim=3 + axis)) for axis in range(mm.shape[2])) / mm.shape[2]
 
 
+def spatial_curvature_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
+    """Mean magnitude of the spatial second differences of velocities (B, T, ndim, *S) given in
+    voxels, in mm per voxel step squared: (B, T). Every entry of the Hessian counts (the mixed
+    ones twice, as the Hessian holds them twice), averaged over the components. It is zero for
+    any affine velocity, so a uniform contraction or shear, the bulk of the heart's motion, costs
+    nothing and is not shrunk; only the bending of the field is charged. L1, as the gradient
+    penalty."""
+    mm = _in_mm(velocity, spacing)
+    axes = range(3, mm.dim())
+    pure = [_magnitude(mm.diff(dim=a, n=2)) for a in axes]
+    mixed = [2 * _magnitude(mm.diff(dim=a).diff(dim=b)) for a in axes for b in axes if a < b]
+    return sum(pure + mixed) / mm.shape[2]
+
+
 def temporal_curvature_penalty(velocity: torch.Tensor, spacing, *, cyclic: bool) -> torch.Tensor:
     """Mean magnitude of the second difference over time, v[t+1] - 2 v[t] + v[t-1], of
     velocities (B, T, ndim, *S) given in voxels, in mm per frame^2: (B, T) when `cyclic` (one

@@ -4,10 +4,12 @@ The encoder gives each frame's code z~_t in one shot; its motion is what the dec
 from that code. On data unlike the training cohort both can fall short. `refine_motion` fits
 them to the sequence by running Adam on the model's own training objective (the symmetric LNCC
 term, weight lambda, plus the prior's 0.5 * ||z~||^2: the KL term with the posterior variance at
-1), with a wider LNCC window than in training (`similarity_window`), and smoothness penalties:
-the mean magnitude of the velocity's spatial gradient, in mm per voxel (`smoothness_weight` per
-frame), and of its second difference over time, in mm per frame^2 (`temporal_smoothness_weight`,
-in sequences of 3 frames or more). It fits two things together:
+1), with a wider LNCC window than in training (`similarity_window`), and smoothness penalties,
+per frame: the mean magnitude of the velocity's spatial gradient, in mm per voxel
+(`smoothness_weight`), of its spatial second differences, in mm per voxel^2 (`curvature_weight`;
+it leaves affine motion, such as a uniform contraction, uncharged), and of its second difference
+over time, in mm per frame^2 (`temporal_smoothness_weight`, in sequences of 3 frames or more).
+It fits two things together:
 
 - **the codes z~** (the maximum a posteriori codes, starting from the encoder's means). The
   motion matrix stays meaningful, so transport and the other uses can still read it;
@@ -33,7 +35,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..model.layers import smooth_spatial, smooth_temporal
-from ..model.losses import global_ncc, motion_loss, spatial_gradient_penalty, temporal_curvature_penalty
+from ..model.losses import (global_ncc, motion_loss, spatial_curvature_penalty, spatial_gradient_penalty,
+                            temporal_curvature_penalty)
 from ..model.motion_model import normalized_times
 from ..ops._checks import check_odd_window
 
@@ -42,9 +45,12 @@ from ..ops._checks import check_odd_window
 class RefineSettings:
     code_rate: float = 0.05            # Adam step size for the codes
     residual_rate: float = 1.5         # Adam step size for the residual velocity (voxels)
-    residual_sigma_mm: float = 9.0     # Gaussian smoothing of the residual
-    smoothness_weight: float = 1000.0  # on the velocity's mean spatial gradient (mm/voxel), per frame
-    temporal_smoothness_weight: float = 100.0  # on its mean second difference over time (mm/frame^2)
+    residual_sigma_mm: float = 5.0     # Gaussian smoothing of the residual
+    smoothness_weight: float = 500.0   # on the velocity's mean spatial gradient (mm/voxel), per frame
+    # on its mean spatial second difference (mm/voxel^2), per frame. Most of the smoothing is here,
+    # not in the gradient: a gradient penalty shrinks the wall's contraction itself (docs/model.md)
+    curvature_weight: float = 3000.0
+    temporal_smoothness_weight: float = 50.0  # on its mean second difference over time (mm/frame^2)
     # LNCC window (voxels) of the similarity term. With the training window (9) the fit follows
     # per-frame noise; a wider one is steadier on real images (docs/model.md)
     similarity_window: int = 15
@@ -55,7 +61,8 @@ class RefineSettings:
     def __post_init__(self):
         check_odd_window("refine", "similarity_window", self.similarity_window)
         positive = ("code_rate", "residual_rate", "residual_sigma_mm")
-        term_weights = ("smoothness_weight", "temporal_smoothness_weight", "global_similarity_weight")  # 0: off
+        term_weights = ("smoothness_weight", "curvature_weight", "temporal_smoothness_weight",
+                        "global_similarity_weight")  # 0: off
         for name in positive + term_weights:
             value, zero_allowed = getattr(self, name), name in term_weights
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
@@ -126,6 +133,8 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
                 loss = loss + settings.global_similarity_weight * (1 - global_ncc(out["warped"], sequence)).sum()
             if settings.smoothness_weight:
                 loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
+            if settings.curvature_weight:
+                loss = loss + settings.curvature_weight * spatial_curvature_penalty(velocity, spacing).sum()
             if in_time and settings.temporal_smoothness_weight:
                 loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
                     velocity, spacing, cyclic=cyclic).sum()
