@@ -146,6 +146,8 @@ def test_spatial_gradient_penalty_measures_the_velocity_gradient_in_mm():
     assert penalty[0, 1] < 2e-3  # a field at rest costs nothing (up to the smoothing of |x|)
     with pytest.raises(ValueError, match="2-D velocities but 3 spacings"):
         spatial_gradient_penalty(velocity, (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="gradient penalty: every spatial axis needs at least 2 voxels"):
+        spatial_gradient_penalty(velocity[..., :1], (2.0, 3.0))
 
 
 def test_spatial_curvature_penalty_charges_bending_not_affine_motion():
@@ -161,6 +163,9 @@ def test_spatial_curvature_penalty_charges_bending_not_affine_motion():
     torch.testing.assert_close(penalty[0, 1:], torch.tensor([1.5 / 2 / 2, 2 * 0.2 / 2 / 2]), atol=2e-3, rtol=0)
     with pytest.raises(ValueError, match="2-D velocities but 3 spacings"):
         spatial_curvature_penalty(affine[None, None], (1.0, 1.0, 1.0))
+    thin = torch.zeros(1, 1, 3, 8, 8, 2)  # no second difference along the last axis: an error, not NaN
+    with pytest.raises(ValueError, match=r"curvature penalty: every spatial axis needs at least 3 voxels; got \(8, 8, 2\)"):
+        spatial_curvature_penalty(thin, (1.0, 1.0, 1.0))
 
 
 def test_temporal_curvature_penalty_charges_jitter_not_steady_motion():

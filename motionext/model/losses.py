@@ -62,6 +62,14 @@ def _in_mm(velocity: torch.Tensor, spacing) -> torch.Tensor:
     return velocity * torch.tensor([float(s) for s in spacing], dtype=velocity.dtype).view(1, 1, ndim, *([1] * ndim))
 
 
+def _check_spatial_size(mm: torch.Tensor, differences: int, penalty: str) -> None:
+    """A finite difference of order n needs n + 1 voxels per axis; with fewer, the mean would be
+    taken over nothing and be NaN."""
+    if min(mm.shape[3:]) <= differences:
+        raise ValueError(f"{penalty} penalty: every spatial axis needs at least {differences + 1} voxels; "
+                         f"got {tuple(mm.shape[3:])}")
+
+
 def _magnitude(d: torch.Tensor) -> torch.Tensor:
     """Mean |d| over all but (B, T); |x| smoothed as sqrt(x^2 + eps^2) so that its gradient is
     defined at 0."""
@@ -74,6 +82,7 @@ def spatial_gradient_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
     L1 (total variation), so that the large gradient where the wall thickens costs no more than
     its size, as a squared penalty's would."""
     mm = _in_mm(velocity, spacing)
+    _check_spatial_size(mm, 1, "gradient")
     return sum(_magnitude(mm.diff(dim=3 + axis)) for axis in range(mm.shape[2])) / mm.shape[2]
 
 
@@ -85,6 +94,7 @@ def spatial_curvature_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
     nothing and is not shrunk; only the bending of the field is charged. L1, as the gradient
     penalty."""
     mm = _in_mm(velocity, spacing)
+    _check_spatial_size(mm, 2, "curvature")
     axes = range(3, mm.dim())
     pure = [_magnitude(mm.diff(dim=a, n=2)) for a in axes]
     mixed = [2 * _magnitude(mm.diff(dim=a).diff(dim=b)) for a in axes for b in axes if a < b]
