@@ -83,7 +83,7 @@ def spatial_gradient_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
     its size, as a squared penalty's would."""
     mm = _in_mm(velocity, spacing)
     _check_spatial_size(mm, 1, "gradient")
-    return sum(_magnitude(mm.diff(dim=3 + axis)) for axis in range(mm.shape[2])) / mm.shape[2]
+    return sum(_magnitude(mm.diff(dim=a)) for a in range(3, mm.dim())) / mm.shape[2]
 
 
 def spatial_curvature_penalty(velocity: torch.Tensor, spacing) -> torch.Tensor:
