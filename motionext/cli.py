@@ -9,26 +9,30 @@ import sys
 
 
 def _train(args) -> int:
-    from .train import TrainConfig, train
+    from .train import TrainConfig, preset_settings, train
 
-    model = json.loads(args.model) if args.model else {}
-    config = TrainConfig(
-        data=args.data, out=args.out, steps=args.steps, lr=args.lr, lr_scaling=args.lr_scaling,
-        batch_size=args.batch_size, num_frames=args.frames, seed=args.seed, spacing=args.spacing,
-        size=tuple(args.size), augment=not args.no_augment, val_every=args.val_every,
-        checkpoint_every=args.checkpoint_every, phantom_subjects=args.phantom_subjects, device=args.device,
-        workers=args.workers, cache=args.cache, init=args.init, amp=not args.no_amp, model=model,
-    )
+    given = {key: getattr(args, key) for key in _TRAIN_OPTIONS if getattr(args, key) is not None}
+    config = TrainConfig(**{
+        **preset_settings(args.preset), **given,
+        "data": args.data, "out": args.out, "size": tuple(args.size), "augment": not args.no_augment,
+        "amp": not args.no_amp, "model": json.loads(args.model) if args.model else {},
+    })
     row = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only process 0 reports
         print(json.dumps(row))
     return 0
 
 
+# train options whose default comes from TrainConfig or the chosen --preset
+_TRAIN_OPTIONS = ("steps", "lr", "lr_scaling", "batch_size", "num_frames", "seed", "spacing", "val_every",
+                  "checkpoint_every", "phantom_subjects", "device", "workers", "cache", "init", "val_data",
+                  "kl_free_bits", "kl_warmup", "intensity_augment", "dice_weight")
+
+
 def _common(p, inputs=("input",)):
     for name in inputs:
         p.add_argument(name, help="a NIfTI cine: 4D (x, y, z, t) or 3D (x, y, t)")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or 'pretrained'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' (ACDC's non-commercial terms) or 'pretrained-open'")
     p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
@@ -188,26 +192,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="phantom",
                    help="phantom | sample | phantom+sample | a NIfTI cine | a folder of cines | an ACDC tree")
     p.add_argument("--out", default="runs/motionext", help="run folder")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1.5e-4, help="learning rate (before --lr-scaling)")
-    p.add_argument("--lr-scaling", choices=["none", "sqrt", "linear"], default="none",
+    p.add_argument("--preset", choices=["default", "paper"], default="default",
+                   help="default: motionext's recipe for real cine-MRI (docs/model.md says where and why it departs "
+                        "from the paper); paper: Krebs et al. 2019's settings. Options given explicitly override it")
+    p.add_argument("--val-data", help="validate on this data (held-out patients; same forms as --data) instead of "
+                                      "holding out 10%% of the --data subjects")
+    p.add_argument("--steps", type=int, help="training steps (default 4000)")
+    p.add_argument("--lr", type=float, help="learning rate before --lr-scaling (default 1e-3; paper 1.5e-4)")
+    p.add_argument("--lr-scaling", choices=["none", "sqrt", "linear"],
                    help="multiply --lr by the global batch size (processes × --batch-size), or its square root")
-    p.add_argument("--batch-size", type=int, default=1, help="sequences per process and step")
-    p.add_argument("--frames", type=int, help="resample every sequence to this many frames (needed for --batch-size > 1 "
-                                              "when sequences differ in length)")
+    p.add_argument("--kl-free-bits", type=float, help="nats per frame the KL term does not charge (default 3; paper 0)")
+    p.add_argument("--kl-warmup", type=int, help="steps over which the KL weight rises from 0 to 1 (default 500; paper 0)")
+    p.add_argument("--intensity-augment", action=argparse.BooleanOptionalAction,
+                   help="gamma, contrast, bias-field and noise augmentation (default on; paper off)")
+    p.add_argument("--dice-weight", type=float,
+                   help="optional anatomical term: weight on 1 - Dice of the ED labels propagated to labelled frames "
+                        "(default 0: unsupervised, as in the paper)")
+    p.add_argument("--batch-size", type=int, help="sequences per process and step (default 1)")
+    p.add_argument("--frames", dest="num_frames", type=int,
+                   help="resample every sequence to this many frames (needed for --batch-size > 1 "
+                        "when sequences differ in length)")
     p.add_argument("--cache", help="preprocessing cache folder: NIfTI data is preprocessed once into it and "
                                    "memory-mapped afterwards")
     p.add_argument("--workers", type=int, help="data-loading processes per training process (default: 4 on CUDA, 0 on CPU)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--spacing", type=float, default=1.5, help="in-plane spacing to resample to (mm)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--spacing", type=float, help="in-plane spacing to resample to (mm, default 1.5)")
     p.add_argument("--size", type=int, nargs=2, default=[128, 128], help="in-plane size to crop/pad to")
-    p.add_argument("--val-every", type=int, default=100)
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--phantom-subjects", type=int, default=24)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--val-every", type=int, help="steps between validations (default 100)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 100)")
+    p.add_argument("--phantom-subjects", type=int)
+    p.add_argument("--device")
     p.add_argument("--model", help='model settings as JSON, e.g. \'{"tds_probability": 0.0}\'')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--init", help="start from these weights: 'pretrained' or a checkpoint (fine-tuning; the "
+    p.add_argument("--init", help="start from these weights: 'pretrained', 'pretrained-open' or a checkpoint (fine-tuning; the "
                                   "optimizer starts fresh)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -277,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and a held-out phantom subject with the pretrained model; write NIfTI, "
                                      ".npy, CSV and figures to OUT and print a summary table.")
     p.add_argument("--out", default="motionext-demo", help="output folder")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or 'pretrained'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' (ACDC's non-commercial terms) or 'pretrained-open'")
     p.set_defaults(run=_demo)
 
     p = verbs.add_parser("prune-cache", help="remove the preprocessing-cache entries that can never be used again",

@@ -27,13 +27,15 @@ from torch.utils.data import DataLoader
 
 from . import distributed
 from .data.batches import EpochBatchSampler, TrainingSet, collate, model_noise
-from .data.preprocess import resample_time
 from .data.sources import load_sequences
 from .model import ModelConfig, MotionModel, motion_loss
+from .model.losses import propagated_label_dice
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
 
-LOSS_TERMS = ["loss", "recon", "kl", "lncc"]
-LOG_FIELDS = ["step", *LOSS_TERMS, "val_loss", "val_lncc", "seconds"]  # seconds: wall time of the step
+LOSS_TERMS = ["loss", "recon", "kl", "kl_frame", "lncc", "dice"]
+VAL_TERMS = ["loss", "lncc", "kl_frame", "dice"]
+# seconds: wall time of the step; dice: soft Dice of the propagated labels (labelled training frames)
+LOG_FIELDS = ["step", *LOSS_TERMS, *[f"val_{k}" for k in VAL_TERMS], "seconds"]
 # Settings that change how a run is executed but not what it computes: a run may resume with others.
 RUNTIME_SETTINGS = ("steps", "out", "device", "workers", "cache")
 LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
@@ -43,8 +45,8 @@ LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
 class TrainConfig:
     data: str = "phantom"
     out: str = "runs/motionext"
-    steps: int = 1000
-    lr: float = 1.5e-4
+    steps: int = 4000
+    lr: float = 1e-3                  # the paper's 1.5e-4 is the "paper" preset (docs/model.md)
     lr_scaling: str = "none"          # lr × (global batch)^k with k = 0, 1/2, 1 for none, sqrt, linear
     batch_size: int = 1               # sequences per process and step
     num_frames: int | None = None     # resample every sequence to this many frames (needed for batches > 1)
@@ -62,6 +64,11 @@ class TrainConfig:
     init: str | None = None           # start from these weights ("pretrained" or a checkpoint): fine-tuning
     amp: bool = True
     model: dict = field(default_factory=dict)
+    val_data: str | None = None       # validate on this data (all of it) instead of a split of `data`
+    kl_free_bits: float = 3.0         # nats per frame that the KL term does not charge
+    kl_warmup: int = 500              # steps over which the KL weight rises linearly from 0 to 1
+    intensity_augment: bool = True    # gamma, contrast, bias field and noise (augment.random_intensity)
+    dice_weight: float = 0.0          # optional anatomical term: weight on 1 - Dice of propagated labels
 
     def __post_init__(self):
         self.size = tuple(int(s) for s in self.size)
@@ -77,24 +84,46 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr_scaling must be one of {sorted(LR_SCALING)}; got {self.lr_scaling!r}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
+        for name in ("kl_free_bits", "kl_warmup", "dice_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainConfig: {name} must be a finite number >= 0; got {value!r}")
+        if self.dice_weight > 0 and self.cache:
+            raise ValueError("TrainConfig: dice_weight needs the label maps, which the preprocessing cache does not "
+                             "store; train without --cache or with dice_weight 0")
+
+    def kl_scale(self, step: int) -> float:
+        """The KL term's weight at `step` (0-based): rising linearly to 1 over kl_warmup steps."""
+        return 1.0 if self.kl_warmup == 0 else min(1.0, (step + 1) / self.kl_warmup)
 
     def model_config(self, init_config: dict | None = None) -> ModelConfig:
         """The model's settings; fine-tuning starts from those of the --init weights
         (`init_config`), which `model` overrides."""
-        return ModelConfig.from_dict({**(init_config or {}), "image_size": self.size, **self.model})
+        base = ModelConfig.from_dict(init_config).to_dict() if init_config else {}
+        return ModelConfig.from_dict({**base, "image_size": self.size, **self.model}, saved=False)
 
     def learning_rate(self, world: int) -> float:
         """The learning rate for `world` processes: lr scaled by the global batch size."""
         return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
 
 
+# Krebs et al. 2019's training settings, where motionext's defaults depart from them (docs/model.md).
+PRESETS = {"default": {}, "paper": {"lr": 1.5e-4, "kl_free_bits": 0.0, "kl_warmup": 0, "intensity_augment": False}}
+
+
+def preset_settings(name: str) -> dict:
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; the presets are {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
 def _read_init(init: str | None) -> dict | None:
     """The --init checkpoint ("pretrained" is the bundled model), or None."""
     if init is None:
         return None
-    from .model.io import PRETRAINED
+    from .model.io import model_path
 
-    return read_checkpoint(PRETRAINED if init == "pretrained" else Path(init))
+    return read_checkpoint(model_path(init))
 
 
 def _initial_weights(model: MotionModel, init: dict, name: str) -> None:
@@ -126,23 +155,31 @@ def split_by_subject(names: list, fraction: float, seed: int):
 
 @torch.no_grad()
 def validate(model: MotionModel, sequences, device, num_frames: int | None = None) -> dict:
-    """Mean loss terms on held-out sequences (resampled to `num_frames` when given): posterior
-    means, no TDS, no augmentation."""
+    """Mean measures on held-out sequences (resampled to `num_frames` when given; sparse ones
+    keep their frames): posterior means, no TDS, no augmentation. "loss", "lncc" and
+    "kl_frame" (the KL per frame, nats) over all sequences; "dice" (the ED labels propagated to
+    the other labelled frames by nearest neighbour: Dice of RV, myocardium and LV blood pool) over
+    the labelled ones."""
     if not sequences:
         return {}
     was_training = model.training
     model.eval()
-    totals = {"loss": 0.0, "lncc": 0.0}
+    data = TrainingSet(sequences, num_frames=num_frames, augment=False)
+    totals, dices = {"loss": 0.0, "lncc": 0.0, "kl_frame": 0.0}, []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for sequence in sequences:
-            frames = sequence.frames if num_frames is None else resample_time(sequence.frames, num_frames)
-            frames = torch.from_numpy(np.ascontiguousarray(frames)).unsqueeze(0).to(device)
-            out = model(frames, sequence.spacing, sample=False)
+        for index in range(len(sequences)):
+            item = collate([data[(index, 0)]])
+            frames = item["frames"].to(device)
+            out = model(frames, sequences[index].spacing, item["times"].to(device), sample=False)
             terms = motion_loss(model, frames, out)
             for k in totals:
                 totals[k] += float(terms[k]) / len(sequences)
+            dice = propagated_label_dice(item["labels"].to(device), item["labelled"].to(device),
+                                         out["displacement"], mode="nearest")
+            if dice is not None:
+                dices.append(float(dice))
     model.train(was_training)
-    return totals
+    return {**totals, "dice": float(np.mean(dices)) if dices else ""}
 
 
 class _Log:
@@ -180,14 +217,15 @@ class _Log:
             self.board.close()
 
 
-def _load_data(config: TrainConfig, procs: distributed.Processes, progress: bool) -> list:
-    """The preprocessed sequences; with a cache, process 0 builds missing entries while the others wait."""
+def _load_data(config: TrainConfig, procs: distributed.Processes, progress: bool, source: str) -> list:
+    """The preprocessed sequences of `source`; with a cache, process 0 builds missing entries
+    while the others wait."""
     cache = None
     if config.cache:
         from .data.cache import PreprocessCache
 
         cache = PreprocessCache(config.cache, spacing=config.spacing, size=config.size)
-    load = lambda: load_sequences(config.data, spacing=config.spacing, size=config.size, seed=config.seed,  # noqa: E731
+    load = lambda: load_sequences(source, spacing=config.spacing, size=config.size, seed=config.seed,  # noqa: E731
                                   phantom_subjects=config.phantom_subjects, cache=cache,
                                   workers=config.workers or 0, progress=progress)
     if procs.main:
@@ -210,9 +248,31 @@ def _loader(config: TrainConfig, sequences: list, procs: distributed.Processes, 
     workers = config.workers if config.workers is not None else (4 if procs.device.type == "cuda" else 0)
     sampler = EpochBatchSampler(len(sequences), config.batch_size, rank=procs.rank, world=procs.world,
                                 seed=config.seed, start_step=start)
-    return DataLoader(TrainingSet(sequences, num_frames=config.num_frames, augment=config.augment),
+    return DataLoader(TrainingSet(sequences, num_frames=config.num_frames, augment=config.augment,
+                                  intensity=config.intensity_augment),
                       batch_sampler=sampler, collate_fn=collate, num_workers=workers,
                       pin_memory=procs.device.type == "cuda", persistent_workers=workers > 0)
+
+
+def _dice_term(config: TrainConfig, model, batch: dict, result: dict, terms: dict, device) -> torch.Tensor:
+    """The soft Dice of the labels propagated to this batch's labelled frames (NaN when none are);
+    with dice_weight > 0, weight * (1 - Dice) joins the loss, once per labelled sequence."""
+    labelled = batch["labelled"].to(device)
+    dice = propagated_label_dice(batch["labels"].to(device), labelled, result["displacement"].float())
+    if dice is None:
+        return torch.tensor(float("nan"), device=device)
+    if config.dice_weight > 0:
+        terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
+    return dice
+
+
+def _progress_line(row: dict, val: dict) -> dict:
+    """The progress bar's figures: this step's loss and KL per frame, the last validation's."""
+    line = {"loss": f"{row['loss']:.1f}", "kl/frame": f"{row['kl_frame']:.2f}"}
+    for key in ("val_loss", "val_kl_frame", "val_dice"):
+        if val.get(key, "") != "":
+            line[key] = f"{val[key]:.3g}"
+    return line
 
 
 def _read_resume_state(config: TrainConfig, path: Path, procs: distributed.Processes) -> dict:
@@ -260,9 +320,14 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
                                                      "model": model_config.to_dict()}, indent=2))
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    sequences = _load_data(config, procs, progress)
-    train_ids, val_ids = split_by_subject([s.name for s in sequences], config.val_fraction, config.seed)
-    loader = _loader(config, [sequences[i] for i in train_ids], procs, start)
+    sequences = _load_data(config, procs, progress, config.data)
+    if config.val_data:  # held-out data of its own: every sequence of --data trains
+        train_set = sequences
+        val_set = _load_data(config, procs, progress, config.val_data) if procs.main else []
+    else:
+        train_ids, val_ids = split_by_subject([s.name for s in sequences], config.val_fraction, config.seed)
+        train_set, val_set = [sequences[i] for i in train_ids], [sequences[i] for i in val_ids]
+    loader = _loader(config, train_set, procs, start)
     model = MotionModel(model_config)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -282,7 +347,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     spacing = (config.spacing,) * model_config.ndim  # every sequence was resampled to it
 
     log = _Log(out, start) if procs.main else None
-    row = {}
+    row, last_val = {}, {}
     steps = range(start, config.steps)
     if progress:
         from tqdm import tqdm
@@ -294,10 +359,13 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
             started = time.perf_counter()
             batch = next(batches)
             frames = batch["frames"].to(device, non_blocking=True)
+            times = batch["times"].to(device, non_blocking=True)
             noise = model_noise(batch["seeds"], frames.shape[1], model_config.latent_dim, model_config.tds_probability, device)
             with autocast:
-                result = replica(frames, spacing, **noise)
-                terms = motion_loss(model, frames, result)
+                result = replica(frames, spacing, times, **noise)
+                terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits,
+                                    kl_scale=config.kl_scale(step))
+                terms["dice"] = _dice_term(config, model, batch, result, terms, device)
             # Logged terms are the means over all processes; the check is then the same everywhere.
             values = procs.mean(torch.stack([terms[k].detach().float() for k in LOSS_TERMS])).tolist()
             if not math.isfinite(values[0]):
@@ -306,14 +374,16 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
-            row = {"step": step + 1, **dict(zip(LOSS_TERMS, values)), "seconds": time.perf_counter() - started}
+            row = {"step": step + 1, **{k: v if math.isfinite(v) else "" for k, v in zip(LOSS_TERMS, values)},
+                   "seconds": time.perf_counter() - started}
             if procs.main:
                 if (step + 1) % config.val_every == 0 or step + 1 == config.steps:
-                    val = validate(model, [sequences[i] for i in val_ids], device, config.num_frames)
+                    val = validate(model, val_set, device, config.num_frames)
                     row.update({f"val_{k}": v for k, v in val.items()})
+                    last_val = row
                 log.write(row)
                 if progress:
-                    steps.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.2f}", lncc=f"{row['lncc']:.3f}")
+                    steps.set_postfix(_progress_line(row, last_val))
                 if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
                     atomic_save(checkpoint_dict(model, optimizer=optimizer.state_dict(), step=step + 1,
                                                 world_size=procs.world, train_config=asdict(config)), checkpoint_path)

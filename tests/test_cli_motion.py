@@ -54,7 +54,7 @@ def test_outputs_lie_on_the_input_grid_or_the_model_grid(files, tmp_path):
     nib.save(nib.Nifti1Image(p.labels[0], affine), str(tmp_path / "fine_labels.nii.gz"))
     torch.manual_seed(0)
     moving = MotionModel(ModelConfig(image_size=SIZE, latent_dim=8, encoder_channels=(4, 8, 8, 2),
-                                     decoder_channels=(8, 8, 8, 4)))
+                                     decoder_channels=(8, 8, 8, 4), velocity_scale=1.0))
     with torch.no_grad():  # visible motion, so the comparison below is not about zero fields
         moving.decoder.velocity.weight.normal_(std=0.05)
     atomic_save(checkpoint_dict(moving), tmp_path / "moving.pt")

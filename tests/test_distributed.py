@@ -75,13 +75,13 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
     assert len(result.stdout.strip().splitlines()) == 1  # only process 0 reports
     train(TrainConfig(**SETTINGS, out=str(tmp_path / "one"), steps=1, batch_size=2), progress=False)
     config = json.loads((tmp_path / "two" / "config.json").read_text())
-    assert config["run"] == {"world_size": 2, "global_batch": 2, "lr": 1.5e-4}
+    assert config["run"] == {"world_size": 2, "global_batch": 2, "lr": 1e-3}  # the default, unscaled
     two, one = _weights(tmp_path / "two" / "model.pt"), _weights(tmp_path / "one" / "model.pt")
     torch.manual_seed(2)
-    initial = MotionModel(ModelConfig.from_dict({"image_size": (32, 32), **TINY_MODEL})).state_dict()
+    initial = MotionModel(ModelConfig(image_size=(32, 32), **TINY_MODEL)).state_dict()
     moved = 0
     for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)  # lr is 1.5e-4
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)  # lr is 1e-3
         moved += int((one[key] - initial[key]).abs().max() > 1e-5)
     assert moved > len(one) // 2  # the step did change the weights
     assert _losses(tmp_path / "two") == pytest.approx(_losses(tmp_path / "one"), rel=1e-5)

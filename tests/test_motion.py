@@ -54,7 +54,7 @@ def test_refine_fits_an_unseen_pair_smoothly_and_leaves_the_model_alone():
     plain = motion.track(model, pair, spacing=p.spacing, labels=ed_labels)
     refined = motion.track(model, pair, spacing=p.spacing, labels=ed_labels, refine=20)
     plain_dice, refined_dice = (dice(r.labels[1].numpy(), es_labels, [LABELS["LV"]]) for r in (plain, refined))
-    assert plain_dice < 0.75 and refined_dice > 0.9  # measured: 0.68 and 0.95
+    assert plain_dice < 0.9 and refined_dice > 0.95  # measured: 0.85 and 0.98 (the model of 2026-11: 0.68 and 0.95)
     assert folding_fraction(refined.displacements[1].numpy()) == 0.0
     assert refined.z.shape == plain.z.shape and not torch.equal(refined.z, plain.z)
     torch.testing.assert_close(refined.warped, model.warp_frames(refined.frames[:1], refined.displacements[None])[0])

@@ -1,19 +1,28 @@
-"""The pretrained model shipped in the package: it loads without running code, and on phantom
-subjects it never saw it propagates ED labels to ES clearly better than no motion, without
-folding."""
+"""The models shipped in the package: they load by name without running code, each was trained
+on the data its card names, and on phantom subjects they never saw they propagate ED labels to
+ES clearly better than no motion, without folding."""
+
+import pytest
 
 import motionext
 from motionext.evaluation import evaluate_on_phantom
 from motionext.model import ModelConfig
-from motionext.model.io import PRETRAINED, read_checkpoint
+from motionext.model.io import PRETRAINED_MODELS, read_checkpoint
 
 
-def test_pretrained_model_is_shipped_and_loads():
-    assert PRETRAINED.exists() and PRETRAINED.stat().st_size < 5_000_000
-    model = motionext.load_model("pretrained")
+@pytest.mark.parametrize("name", sorted(PRETRAINED_MODELS))
+def test_shipped_models_load_by_name(name):
+    path = PRETRAINED_MODELS[name]
+    assert path.exists() and path.stat().st_size < 5_000_000
+    model = motionext.load_model(name)
     assert isinstance(model.config, ModelConfig) and model.config.image_size == (128, 128)
-    assert not model.training
-    assert read_checkpoint(PRETRAINED)["train_config"]["data"] == "phantom+sample"
+    assert not model.training and model.source == str(path)
+
+
+def test_the_open_model_saw_only_redistributable_data():
+    sources = read_checkpoint(PRETRAINED_MODELS["pretrained-open"])["train_config"]["data"].split("+")
+    assert set(sources) <= {"phantom", "sample"}
+    assert "real-split/train" in read_checkpoint(PRETRAINED_MODELS["pretrained"])["train_config"]["data"]
 
 
 def test_pretrained_model_beats_identity_on_held_out_phantoms():

@@ -72,7 +72,7 @@ def test_kill_during_training_leaves_a_usable_checkpoint(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
     with pytest.raises(ValueError, match="different settings"):
-        train(_config(tmp_path, steps=4, lr=1e-3), resume=True, progress=False)
+        train(_config(tmp_path, steps=4, lr=5e-4), resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_config(tmp_path / "empty"), resume=True, progress=False)
 

@@ -11,8 +11,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .augment import apply_affine, random_affine
+from .augment import apply_affine, random_affine, random_intensity
 from .preprocess import resample_time
+from ..model.motion_model import TDS_MIN_FRAMES
+
+
+def phases(sequence) -> np.ndarray:
+    """The cycle phase of every frame of a Cine or cached sequence (t / T unless it is sparse)."""
+    times = getattr(sequence, "times", None)
+    if times is not None:
+        return np.asarray(times, dtype=np.float32)
+    return np.arange(sequence.num_frames, dtype=np.float32) / sequence.num_frames
 
 
 def item_seed(seed: int, epoch: int, position: int) -> int:
@@ -22,25 +31,43 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 
 class TrainingSet(Dataset):
     """Items are (sequence index, item seed) pairs; each gives the sequence's frames, resampled
-    to `num_frames` when set and augmented when `augment`."""
+    to `num_frames` when set and augmented when `augment` (geometry; also intensities when
+    `intensity`), their cycle phases, and the label maps of the labelled frames."""
 
-    def __init__(self, sequences, *, num_frames: int | None = None, augment: bool = True):
+    def __init__(self, sequences, *, num_frames: int | None = None, augment: bool = True, intensity: bool = False):
         self.sequences = sequences
         self.num_frames = num_frames
         self.augment = augment
+        self.intensity = intensity
+        sparse = [s.name for s in sequences if getattr(s, "times", None) is not None and s.num_frames != num_frames]
+        if num_frames is not None and sparse:
+            raise ValueError(f"--frames {num_frames}: {sparse[0]} (and {len(sparse) - 1} more) are sparse sequences "
+                             f"(ED and ES only), which cannot be resampled in time; train them without --frames "
+                             f"(batch size 1, or batches of sparse pairs alone)")
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, item) -> dict:
         index, seed = item
-        frames = self.sequences[index].frames
-        if self.num_frames is not None:
-            frames = resample_time(frames, self.num_frames)
+        sequence = self.sequences[index]
+        frames, times = sequence.frames, phases(sequence)
+        labels = getattr(sequence, "labels", None) or {}
+        if self.num_frames is not None and self.num_frames != len(frames):
+            frames, times, labels = resample_time(frames, self.num_frames), None, {}
+        count = len(frames)
+        times = torch.from_numpy(times) if times is not None else torch.arange(count, dtype=torch.float32) / count
         frames = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+        label_maps = torch.zeros(frames.shape, dtype=torch.uint8)
+        labelled = torch.zeros(count, dtype=torch.bool)
+        for t, lab in labels.items():
+            label_maps[t], labelled[t] = torch.from_numpy(np.asarray(lab, dtype=np.uint8)), True
         if self.augment:
-            frames, _ = apply_affine(frames, random_affine(np.random.default_rng(seed)))
-        return {"frames": frames, "seed": seed}
+            rng = np.random.default_rng(seed)
+            frames, label_maps = apply_affine(frames, random_affine(rng), label_maps)
+            if self.intensity:
+                frames = random_intensity(frames, np.random.default_rng([seed, 2]))
+        return {"frames": frames, "seed": seed, "times": times, "labels": label_maps, "labelled": labelled}
 
 
 def collate(items: list) -> dict:
@@ -49,7 +76,8 @@ def collate(items: list) -> dict:
         raise ValueError(f"a batch mixes sequences of {lengths} frames; set the number of training frames "
                          f"(--frames N) to resample every sequence to N frames")
     return {"frames": torch.stack([item["frames"] for item in items]),
-            "seeds": torch.tensor([item["seed"] for item in items], dtype=torch.int64)}
+            "seeds": torch.tensor([item["seed"] for item in items], dtype=torch.int64),
+            **{key: torch.stack([item[key] for item in items]) for key in ("times", "labels", "labelled")}}
 
 
 class EpochBatchSampler(Sampler):
@@ -86,12 +114,13 @@ class EpochBatchSampler(Sampler):
 
 def model_noise(seeds: torch.Tensor, num_frames: int, latent_dim: int, tds_probability: float, device) -> dict:
     """The model's random draws for each sequence of a batch, from its item seed: posterior noise
-    and prior samples (B, T, d) and the temporal-dropout mask (B, T)."""
+    and prior samples (B, T, d) and the temporal-dropout mask (B, T), which is empty for
+    sequences shorter than TDS_MIN_FRAMES."""
     posterior, prior, mask = [], [], []
     for seed in seeds.tolist():
         rng = np.random.default_rng([seed, 1])
         posterior.append(rng.standard_normal((num_frames, latent_dim), dtype=np.float32))
         prior.append(rng.standard_normal((num_frames, latent_dim), dtype=np.float32))
-        mask.append(rng.random(num_frames) < tds_probability)
+        mask.append(rng.random(num_frames) < (tds_probability if num_frames >= TDS_MIN_FRAMES else 0.0))
     as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).to(device)  # noqa: E731
     return {"posterior_noise": as_tensor(posterior), "prior_noise": as_tensor(prior), "tds_mask": as_tensor(mask)}

@@ -59,7 +59,8 @@ def build_entry(folder: Path, key: str, unit: Path, settings: dict) -> int:
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "source": str(unit), "stamp": stamp,
         "settings": settings, "shape": list(array.shape), "dtype": "float32",
-        "sequences": [{"name": c.name, "spacing": list(c.spacing), "checksum": _checksum(a)}
+        "sequences": [{"name": c.name, "spacing": list(c.spacing), "checksum": _checksum(a),
+                       "times": None if c.times is None else list(c.times)}
                       for c, a in zip(cines, array)],
     }
     atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array))
@@ -103,6 +104,7 @@ class CachedSequence:
     spacing: tuple
     entry_shape: tuple  # (slices, T, H, W) of the unit's array
     checksum: int
+    times: tuple | None = None  # cycle phases of a sparse sequence (Cine.times), None when evenly spaced
 
     @property
     def num_frames(self) -> int:
@@ -180,5 +182,6 @@ class PreprocessCache:
                         bar.update()
             manifests.update({u: self._manifest(u) for u in stale})
         self.built, self.reused = len(stale), len(units) - len(stale)
-        return [CachedSequence(self, unit, index, seq["name"], tuple(seq["spacing"]), tuple(m["shape"]), seq["checksum"])
+        return [CachedSequence(self, unit, index, seq["name"], tuple(seq["spacing"]), tuple(m["shape"]), seq["checksum"],
+                               None if seq.get("times") is None else tuple(seq["times"]))
                 for unit, m in manifests.items() for index, seq in enumerate(m["sequences"])]

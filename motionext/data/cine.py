@@ -17,6 +17,8 @@ class Cine:
     labels:  frame index (ED = 0) -> integer label map (*spatial).
     es:      index of the end-systolic frame (after the ED rotation), if known.
     source_ed: index of the ED frame in the source file, before rotation.
+    times:   cycle phase in [0, 1) of every frame (ED = 0), for sparse sequences such as an ED/ES
+             pair; None means evenly spaced frames over one cycle, t / T.
     """
 
     frames: np.ndarray
@@ -26,6 +28,7 @@ class Cine:
     es: int | None = None
     source_ed: int = 0
     name: str = ""
+    times: tuple | None = None
 
     def __post_init__(self):
         self.frames = np.asarray(self.frames, dtype=np.float32)
@@ -38,6 +41,12 @@ class Cine:
         self.spacing = tuple(float(s) for s in self.spacing)
         if len(self.spacing) != self.ndim:
             raise ValueError(f"Cine {self.name!r}: spacing {self.spacing} does not match {self.ndim} spatial axes")
+        if self.times is not None:
+            self.times = tuple(float(t) for t in self.times)
+            ok = len(self.times) == self.num_frames and self.times[0] == 0.0 and self.times[-1] < 1.0
+            if not ok or any(b <= a for a, b in zip(self.times, self.times[1:])):
+                raise ValueError(f"Cine {self.name!r}: times must be {self.num_frames} increasing phases in [0, 1) "
+                                 f"starting at 0 (ED); got {self.times}")
         for t, lab in self.labels.items():
             if not 0 <= t < self.num_frames:
                 raise ValueError(f"Cine {self.name!r}: label frame {t} is outside 0..{self.num_frames - 1}")
@@ -56,17 +65,27 @@ class Cine:
     def ndim(self) -> int:
         return self.frames.ndim - 1
 
+    def phases(self) -> np.ndarray:
+        """The cycle phase of every frame: `times`, or t / T for an evenly sampled cycle."""
+        if self.times is not None:
+            return np.asarray(self.times, dtype=np.float32)
+        return np.arange(self.num_frames, dtype=np.float32) / self.num_frames
+
     def with_ed_first(self, ed: int) -> "Cine":
         """Rotate the sequence so frame `ed` becomes frame 0; labels and ES follow."""
         if not 0 <= ed < self.num_frames:
             raise ValueError(f"Cine {self.name!r}: ED frame {ed} is outside 0..{self.num_frames - 1}")
         t = self.num_frames
+        times = None
+        if self.times is not None:  # phases measured from the new ED frame, still increasing
+            times = tuple(sorted((p - self.times[ed]) % 1.0 for p in self.times))
         return replace(
             self,
             frames=np.roll(self.frames, -ed, axis=0),
             labels={(k - ed) % t: v for k, v in self.labels.items()},
             es=None if self.es is None else (self.es - ed) % t,
             source_ed=(self.source_ed + ed) % t,
+            times=times,
         )
 
     def slice(self, index: int, axis: int = 2) -> "Cine":

@@ -93,32 +93,69 @@ def _read_info(path: Path) -> dict:
     return info
 
 
+def _info_frame(info: dict, key: str, info_path: Path) -> int:
+    try:
+        return int(info[key])
+    except (KeyError, ValueError):
+        raise ValueError(f"{info_path}: needs an integer '{key}:' line; got {info}") from None
+
+
 def read_acdc_patient(folder) -> Cine:
-    """An ACDC-style patient folder: ``patientXXX_4d.nii.gz``, ``Info.cfg`` (1-based ED/ES frames)
-    and ``patientXXX_frameYY_gt.nii.gz`` labels. The cine comes back with ED first."""
+    """An ACDC-style patient folder: ``Info.cfg`` (1-based ED/ES frames, NbFrame) with either the
+    full cine ``patientXXX_4d.nii.gz`` or only the ED and ES frames ``patientXXX_frameYY.nii.gz``
+    (as ACDC's testing set is often shared), and ``patientXXX_frameYY_gt.nii.gz`` labels.
+
+    The cine comes back with ED first. From ED and ES frames alone it is a sparse 2-frame
+    sequence: ED at phase 0 and ES at its true phase (ES - ED) / NbFrame (`Cine.times`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such patient folder: {folder}")
-    cines = sorted(folder.glob("*_4d.nii*"))
-    if not cines:
-        raise FileNotFoundError(f"{folder}: no *_4d.nii(.gz) cine found")
     info_path = folder / "Info.cfg"
     if not info_path.exists():
         raise FileNotFoundError(f"{folder}: no Info.cfg with the ED and ES frames")
     info = _read_info(info_path)
-    try:
-        ed, es = int(info["ED"]) - 1, int(info["ES"]) - 1
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{info_path}: needs integer 'ED:' and 'ES:' lines; got {info}") from exc
+    ed, es = _info_frame(info, "ED", info_path) - 1, _info_frame(info, "ES", info_path) - 1
     labels = {}
     for path in folder.glob("*_frame*_gt.nii*"):
         match = re.search(r"_frame(\d+)_gt", path.name)
         if match:
             labels[int(match.group(1)) - 1] = path
+    cines = sorted(folder.glob("*_4d.nii*"))
+    if not cines:
+        return _read_ed_es_frames(folder, info_path, ed, es, _info_frame(info, "NbFrame", info_path), labels)
     cine = read_cine(cines[0], es=es, labels=labels)
     if not 0 <= ed < cine.num_frames or not 0 <= es < cine.num_frames:
         raise ValueError(f"{info_path}: ED {ed + 1} / ES {es + 1} outside the {cine.num_frames} frames")
     return cine.with_ed_first(ed)
+
+
+def _read_ed_es_frames(folder: Path, info_path: Path, ed: int, es: int, count: int, labels: dict) -> Cine:
+    """The ED and ES volumes of a patient folder without its 4D cine, as a sparse (ED, ES) sequence."""
+    if not 0 <= ed < count or not 0 <= es < count or ed == es:
+        raise ValueError(f"{info_path}: ED {ed + 1} and ES {es + 1} must be two different frames of NbFrame {count}")
+    volumes, label_maps = [], {}
+    for index, frame in enumerate((ed, es)):
+        paths = [p for p in sorted(folder.glob(f"*_frame{frame + 1:02d}.nii*")) if "_gt" not in p.name]
+        if not paths:
+            raise FileNotFoundError(f"{folder}: no *_4d.nii(.gz) cine and no frame {frame + 1:02d} "
+                                    f"(*_frame{frame + 1:02d}.nii.gz) for {'ED' if index == 0 else 'ES'}")
+        volumes.append(_load(paths[0]))
+        if frame in labels:
+            label_maps[index] = labels[frame]
+    arrays = [np.asarray(v.dataobj, dtype=np.float32) for v in volumes]
+    if arrays[0].ndim != 3 or arrays[0].shape != arrays[1].shape:
+        raise ValueError(f"{folder}: the ED and ES frames must be 3D volumes of one shape; "
+                         f"got {arrays[0].shape} and {arrays[1].shape}")
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(f"{folder}: the ED or ES frame contains NaN or Inf values")
+    maps = {}
+    for index, path in label_maps.items():
+        label = np.asarray(_load(path).dataobj)
+        if label.shape != arrays[0].shape:
+            raise ValueError(f"{path}: labels of shape {label.shape} do not match the frames {arrays[0].shape}")
+        maps[index] = np.rint(label).astype(np.uint8)
+    return Cine(np.stack(arrays), volumes[0].header.get_zooms()[:3], volumes[0].affine, maps, es=1,
+                name=folder.name, times=(0.0, ((es - ed) % count) / count))
 
 
 def save_nifti(path, array, affine=None, *, spacing=None) -> Path:

@@ -22,10 +22,12 @@ class ModelConfig:
     recon_weight: float = 2000.0       # lambda on (1 - mean LNCC), untuned; see docs/model.md
     tds_probability: float = 0.5       # delta of temporal dropout sampling
     symmetric: bool = True             # also compare I_t warped by exp(-v) with I_0
+    velocity_scale: float = 10.0       # the decoder's output, in voxels, is multiplied by this (docs/model.md)
+    ed_feature_channels: tuple = (8, 16, 16, 16)  # ED features the decoder sees at scales 1..1/8; () = ED itself
 
     def __post_init__(self):
         self.image_size = tuple(int(s) for s in self.image_size)
-        for name in ("encoder_channels", "decoder_channels", "tcn_dilations"):
+        for name in ("encoder_channels", "decoder_channels", "tcn_dilations", "ed_feature_channels"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         if self.ndim not in (2, 3) or len(self.image_size) != self.ndim:
             raise ValueError(f"ModelConfig: ndim {self.ndim} needs an image_size of {self.ndim} axes; got {self.image_size}")
@@ -33,8 +35,13 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: every image_size axis must be a multiple of 8; got {self.image_size}")
         if len(self.encoder_channels) != 4 or len(self.decoder_channels) != 4:
             raise ValueError("ModelConfig: encoder_channels and decoder_channels need 4 entries each")
+        if len(self.ed_feature_channels) not in (0, 4):
+            raise ValueError(f"ModelConfig: ed_feature_channels needs 4 entries (scales 1, 1/2, 1/4, 1/8) or none; "
+                             f"got {self.ed_feature_channels}")
         if self.tcn_padding not in ("zeros", "cyclic"):
             raise ValueError(f"ModelConfig: tcn_padding must be 'zeros' or 'cyclic'; got {self.tcn_padding!r}")
+        if not (isinstance(self.velocity_scale, (int, float)) and self.velocity_scale > 0):
+            raise ValueError(f"ModelConfig: velocity_scale must be positive; got {self.velocity_scale!r}")
         if not 0.0 <= self.tds_probability <= 1.0:
             raise ValueError(f"ModelConfig: tds_probability must be in [0, 1]; got {self.tds_probability}")
 
@@ -42,9 +49,15 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict, *, saved: bool = True) -> "ModelConfig":
+        """Settings from a dict: `saved` (read from a checkpoint) gives the settings it lacks their
+        values from before they were saved (LEGACY_SETTINGS); new settings take the defaults."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"ModelConfig: unknown settings {sorted(unknown)}")
-        return cls(**data)
+        return cls(**{**(LEGACY_SETTINGS if saved else {}), **data})
+
+
+# What a setting was before it was saved with the weights: checkpoints written without it read so.
+LEGACY_SETTINGS = {"velocity_scale": 1.0, "ed_feature_channels": ()}

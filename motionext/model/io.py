@@ -13,7 +13,19 @@ from .motion_model import MotionModel
 
 FORMAT = "motionext-checkpoint"
 FORMAT_VERSION = 1
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "motionext_2d.pt"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+# The shipped models by name (motionext/pretrained/README.md is their card).
+# "pretrained": real cine-MRI (ACDC and Sunnybrook) and the phantom. ACDC's terms apply to it:
+#     non-commercial research use, citing Bernard et al., IEEE TMI 37(11), 2018.
+# "pretrained-open": only redistributable data (the phantom and Sunnybrook, CC0).
+PRETRAINED_MODELS = {"pretrained": PRETRAINED_DIR / "motionext_2d.pt",
+                     "pretrained-open": PRETRAINED_DIR / "motionext_2d_open.pt"}
+PRETRAINED = PRETRAINED_MODELS["pretrained"]
+
+
+def model_path(name) -> Path:
+    """The checkpoint a name stands for: a shipped model's name, or a path."""
+    return PRETRAINED_MODELS.get(str(name), Path(name))
 
 
 def atomic_save(obj, path) -> Path:
@@ -57,8 +69,16 @@ def read_checkpoint(path) -> dict:
 
 
 def load_model(path="pretrained", device="cpu") -> MotionModel:
-    """A trained model in eval mode, from a checkpoint path or "pretrained" (the bundled model)."""
-    path = PRETRAINED if str(path) == "pretrained" else Path(path)
+    """A trained model in eval mode, from a checkpoint path or a shipped model's name:
+
+    - "pretrained": trained on real cine-MRI (ACDC, Sunnybrook) and the phantom. It was trained
+      on ACDC, whose terms allow non-commercial research use only, citing Bernard et al., "Deep
+      learning techniques for automatic MRI cardiac multi-structures segmentation and diagnosis",
+      IEEE TMI 37(11), 2018.
+    - "pretrained-open": trained only on redistributable data (the phantom, Sunnybrook, CC0).
+
+    Their data, commands and measured figures: motionext/pretrained/README.md."""
+    path = model_path(path)
     data = read_checkpoint(path)
     model = MotionModel(ModelConfig.from_dict(data["config"]))
     try:

@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from .config import ModelConfig
 
 
+INITIAL_LOG_VARIANCE = -4.0
+
+
 def _conv(ndim):
     return nn.Conv2d if ndim == 2 else nn.Conv3d
 
@@ -34,6 +37,11 @@ class Encoder(nn.Module):
         flat = channels * math.prod(s // 8 for s in config.image_size)
         self.mean = nn.Linear(flat, config.latent_dim)
         self.log_var = nn.Linear(flat, config.latent_dim)
+        # Start with a narrow posterior (std e^-2 = 0.14): with the prior's std of 1 the sampled code
+        # would be noise, the decoder would learn to ignore it and the encoder would get no signal
+        # (the posterior collapse measured in docs/model.md). The KL term widens it where the code
+        # is not needed.
+        nn.init.constant_(self.log_var.bias, INITIAL_LOG_VARIANCE)
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
         h = self.features(torch.cat([moving, fixed], dim=1)).flatten(1)
@@ -68,7 +76,9 @@ class TemporalNetwork(nn.Module):
 
 class Decoder(nn.Module):
     """p_t(I_t | z_t, I_0) up to the velocity: a dense seed, 3 deconvolutions and 1 convolution,
-    with I_0 down-sampled and concatenated at every scale."""
+    with I_0 concatenated at every scale: down-sampled (the paper), or as the features of a small
+    convolutional network of I_0 alone at each scale (`ed_feature_channels`). Only z carries the
+    motion either way; the features tell the decoder where the anatomy is."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -76,20 +86,54 @@ class Decoder(nn.Module):
         c = config.decoder_channels
         self.seed_shape = (c[0],) + tuple(s // 8 for s in config.image_size)
         self.seed = nn.Linear(config.latent_dim, math.prod(self.seed_shape))
+        self.ed_features = EDFeatures(config) if config.ed_feature_channels else None
+        # channels of I_0 at scales 1/8, 1/4, 1/2, 1
+        ed = tuple(reversed(config.ed_feature_channels)) if self.ed_features else (1, 1, 1, 1)
         self.up = nn.ModuleList(
-            deconv(c[i] + 1, c[i + 1], 4, stride=2, padding=1) for i in range(3)
+            deconv(c[i] + ed[i], c[i + 1], 4, stride=2, padding=1) for i in range(3)
         )
-        self.velocity = conv(c[3] + 1, config.ndim, 3, padding=1)
+        self.velocity = conv(c[3] + ed[3], config.ndim, 3, padding=1)
+        # Real ED->ES motion is several voxels: scaling the output lets Adam's small, evenly sized
+        # steps reach it in hundreds of steps instead of thousands.
+        self.scale = float(config.velocity_scale)
         # Start near the identity transform so early training is stable.
         nn.init.normal_(self.velocity.weight, std=1e-5)
         nn.init.zeros_(self.velocity.bias)
 
-    def forward(self, z: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
-        """z (N, d), moving I_0 (N, 1, *S) -> velocity (N, ndim, *S) in voxels."""
+    def forward(self, z: torch.Tensor, moving: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """z (N * repeats, d), moving I_0 (N, 1, *S), each I_0 serving `repeats` consecutive
+        codes -> velocity (N * repeats, ndim, *S) in voxels."""
         h = F.leaky_relu(self.seed(z), 0.2).view(z.shape[0], *self.seed_shape)
-        for layer in self.up:
-            h = F.leaky_relu(layer(torch.cat([h, _resize(moving, h.shape[2:])], dim=1)), 0.2)
-        return self.velocity(torch.cat([h, moving], dim=1))
+        if self.ed_features is not None:
+            scales = list(reversed(self.ed_features(moving)))
+        else:
+            scales = [_resize(moving, h.shape[2:] if k == 0 else tuple(n * 2 ** k for n in h.shape[2:]))
+                      for k in range(4)]
+        scales = [x.repeat_interleave(repeats, dim=0) if repeats > 1 else x for x in scales]
+        for layer, ed in zip(self.up, scales):
+            h = F.leaky_relu(layer(torch.cat([h, ed], dim=1)), 0.2)
+        return self.scale * self.velocity(torch.cat([h, scales[3]], dim=1))
+
+
+class EDFeatures(nn.Module):
+    """Features of the ED frame alone at full, 1/2, 1/4 and 1/8 resolution (one convolution each,
+    stride 1 then 2), for the decoder to condition on."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        conv = _conv(config.ndim)
+        channels, layers = 1, []
+        for k, out in enumerate(config.ed_feature_channels):
+            layers.append(conv(channels, out, 3, stride=1 if k == 0 else 2, padding=1))
+            channels = out
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, image: torch.Tensor) -> list:
+        features = []
+        for layer in self.layers:
+            image = F.leaky_relu(layer(image), 0.2)
+            features.append(image)
+        return features
 
 
 def _resize(image: torch.Tensor, size) -> torch.Tensor:

@@ -33,11 +33,17 @@ def global_ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (standardised(a) * standardised(b)).sum(2)
 
 
-def motion_loss(model, frames: torch.Tensor, out: dict, config: ModelConfig | None = None) -> dict:
+def motion_loss(model, frames: torch.Tensor, out: dict, config: ModelConfig | None = None, *,
+                kl_free_bits: float = 0.0, kl_scale: float = 1.0) -> dict:
     """Loss terms of one batch; every term is summed over frames and averaged over sequences.
 
     recon = lambda * (1 - LNCC(I_0 ∘ phi_t, I_t)), averaged with the symmetric term
     lambda * (1 - LNCC(I_t ∘ phi_t^-1, I_0)) where phi_t^-1 = exp(-v_t).
+
+    The loss adds kl_scale * max(KL_t, kl_free_bits) per frame: below `kl_free_bits` nats a
+    frame's code is free, so the encoder is not pushed to the prior before the decoder has learnt
+    to read the code (free bits); `kl_scale` < 1 warms the KL term up. "kl" reports the true KL
+    summed over frames, "kl_frame" its mean per frame.
     """
     config = config or model.config
     similarity = _pair_lncc(out["warped"], frames, config.lncc_window)
@@ -51,15 +57,44 @@ def motion_loss(model, frames: torch.Tensor, out: dict, config: ModelConfig | No
         moving = frames[:, :1].expand_as(frames)
         recon = 0.5 * (recon + config.recon_weight * (1 - _pair_lncc(back, moving, config.lncc_window)))
     kl = kl_to_standard_normal(out["mean"], out["log_var"])
-    recon, kl = recon.sum(1).mean(), kl.sum(1).mean()
-    return {"loss": recon + kl, "recon": recon, "kl": kl, "lncc": similarity.mean()}
+    charged = kl.clamp(min=kl_free_bits) if kl_free_bits > 0 else kl
+    loss = recon.sum(1).mean() + kl_scale * charged.sum(1).mean()
+    return {"loss": loss, "recon": recon.sum(1).mean(), "kl": kl.sum(1).mean(), "kl_frame": kl.mean(),
+            "lncc": similarity.mean()}
+
+
+def propagated_label_dice(labels: torch.Tensor, labelled: torch.Tensor, displacement: torch.Tensor,
+                          classes=(1, 2, 3), mode: str = "bilinear") -> torch.Tensor | None:
+    """Soft Dice of the ED labels (labels[:, 0]) warped to every other labelled frame, against that
+    frame's labels: the mean over frames and over the classes present in both, or None when no
+    frame after ED is labelled. labels (B, T, *S) integer, labelled (B, T) bool, displacement
+    (B, T, ndim, *S) in voxels. With mode "bilinear" it is differentiable in the displacement
+    (the label maps are warped one-hot); "nearest" gives the hard Dice of nearest-neighbour
+    propagation, as evaluation measures it."""
+    pick = labelled.clone()
+    pick[:, 0] = False
+    pick &= labelled[:, :1]
+    items, frames = pick.nonzero(as_tuple=True)
+    if items.numel() == 0:
+        return None
+    values = torch.as_tensor(classes, device=labels.device).view(1, -1, *([1] * (labels.dim() - 2)))
+    ed = (labels[items, 0].unsqueeze(1) == values).to(displacement.dtype)            # (N, C, *S)
+    target = (labels[items, frames].unsqueeze(1) == values).to(displacement.dtype)
+    moved = ops.warp(ed, displacement[items, frames], mode=mode)
+    dims = tuple(range(2, ed.dim()))
+    overlap = 2 * (moved * target).sum(dims)
+    total = moved.sum(dims) + target.sum(dims)
+    present = (ed.sum(dims) > 0) & (target.sum(dims) > 0)
+    dice = overlap / total.clamp(min=1e-6)
+    return (dice * present).sum() / present.sum().clamp(min=1)
 
 
 def _in_mm(velocity: torch.Tensor, spacing) -> torch.Tensor:
     ndim = velocity.shape[2]
     if len(spacing) != ndim:
         raise ValueError(f"gradient penalty: {ndim}-D velocities but {len(spacing)} spacings")
-    return velocity * torch.tensor([float(s) for s in spacing], dtype=velocity.dtype).view(1, 1, ndim, *([1] * ndim))
+    scale = torch.tensor([float(s) for s in spacing], dtype=velocity.dtype, device=velocity.device)
+    return velocity * scale.view(1, 1, ndim, *([1] * ndim))
 
 
 def _check_spatial_size(mm: torch.Tensor, differences: int, penalty: str) -> None:

@@ -10,6 +10,11 @@ from .. import ops
 from .config import ModelConfig
 from .layers import Decoder, Encoder, TemporalNetwork, smooth_spatial, smooth_temporal
 
+# A frame's code is dropped (TDS) only when the sequence has neighbours in time to infer it
+# from: in an (ED, ES) pair the ED code says nothing about ES, so dropping the ES code would
+# only teach the decoder to ignore its input.
+TDS_MIN_FRAMES = 3
+
 
 def normalized_times(num_frames: int, batch: int = 1, device=None) -> torch.Tensor:
     """Cycle phase t / T of frames 0..T-1 (ED = 0), as (batch, T)."""
@@ -58,8 +63,7 @@ class MotionModel(nn.Module):
         """z (B, T, d), ED frame (B, *S), spacing (mm per axis) -> smoothed velocities (B, T, ndim, *S)."""
         b, t = z.shape[:2]
         spatial = moving.shape[1:]
-        seeds = moving.unsqueeze(1).expand(b, t, *spatial).reshape(b * t, 1, *spatial)
-        velocity = self.decoder(z.reshape(b * t, -1), seeds)
+        velocity = self.decoder(z.reshape(b * t, -1), moving.unsqueeze(1), repeats=t)
         sigmas = [self.config.smoothing_mm / float(s) for s in spacing]
         velocity = smooth_spatial(velocity, sigmas).view(b, t, self.config.ndim, *spatial)
         return smooth_temporal(velocity, self.config.temporal_sigma, cyclic=self.config.tcn_padding == "cyclic")
@@ -84,7 +88,7 @@ class MotionModel(nn.Module):
                 prior_noise: torch.Tensor | None = None) -> dict:
         """Run the model on sequences. `sample` draws z~ from the posterior (default: in training);
         in training each z~_t is replaced by a prior sample with probability tds_probability
-        (temporal dropout sampling). `tds_mask` (B, T, bool) fixes which ones, and
+        (temporal dropout sampling; not in sequences shorter than TDS_MIN_FRAMES). `tds_mask` (B, T, bool) fixes which ones, and
         `posterior_noise` / `prior_noise` (B, T, d) the standard normal draws (training draws them
         per sequence, so that results do not depend on how a batch is split across processes)."""
         self.check_frames(frames)
@@ -98,7 +102,7 @@ class MotionModel(nn.Module):
         else:
             z_tilde = mean
         if tds_mask is None:
-            p = self.config.tds_probability if self.training else 0.0
+            p = self.config.tds_probability if self.training and t >= TDS_MIN_FRAMES else 0.0
             tds_mask = torch.rand(b, t, device=frames.device) < p
         prior = torch.randn_like(z_tilde) if prior_noise is None else prior_noise.to(z_tilde.dtype)
         z_tilde = torch.where(tds_mask.unsqueeze(-1), prior, z_tilde)

@@ -48,8 +48,8 @@ def _fitted(model, seq, refine: int, settings: RefineSettings | None, progress: 
     """The sequence's motion: (z (1, T, d), velocity, displacement (1, T, ndim, *S)), from the
     encoder, or fitted to the frames when `refine` > 0 (see refine.py)."""
     codes, residual = refine_motion(model, seq.frames, seq.spacing, _posterior(model, seq.frames)[0], refine,
-                                    settings or RefineSettings(), progress=progress)
-    z = model.motion_matrix(codes[None], normalized_times(seq.frames.shape[0]))
+                                    settings or RefineSettings(), progress=progress, times=seq.times)
+    z = model.motion_matrix(codes[None], seq.times[None])
     return (z, *_decode(model, z, seq.frames[0], seq.spacing, residual))
 
 
@@ -98,7 +98,7 @@ def transport(model, source, target_ed, *, spacing=None) -> Tracking:
     a = as_sequence(model, source, spacing, what="transport source")
     target = np.asarray(target_ed.detach().cpu() if isinstance(target_ed, torch.Tensor) else target_ed)
     b = as_sequence(model, np.stack([target, target]), spacing, what="transport target ED frame")
-    z = model.motion_matrix(_posterior(model, a.frames), normalized_times(a.frames.shape[0]))
+    z = model.motion_matrix(_posterior(model, a.frames), a.times[None])
     velocity, displacement = _decode(model, z, b.frames[0], b.spacing)
     warped = model.warp_frames(b.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z[0], b.spacing, b.frames[:1])

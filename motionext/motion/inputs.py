@@ -18,6 +18,7 @@ class Sequence:
     frames: torch.Tensor   # (T, *S) float32 in [0, 1], ED first
     spacing: tuple         # mm per axis
     cine: Cine | None      # the preprocessed cine (geometry for writing outputs), if one was read
+    times: torch.Tensor    # (T,) cycle phase of every frame: t / T, or a sparse cine's own (Cine.times)
 
 
 MODEL_SPACING = 1.5  # mm: the in-plane spacing motionext trains at (TrainConfig.spacing)
@@ -53,4 +54,6 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: frames contain NaN or Inf")
     spacing = tuple(float(s) for s in (spacing if spacing is not None else (MODEL_SPACING,) * model.config.ndim))
-    return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine)
+    count = array.shape[0]
+    times = torch.from_numpy(cine.phases()) if cine is not None else torch.arange(count, dtype=torch.float32) / count
+    return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine, times)

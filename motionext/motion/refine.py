@@ -94,15 +94,17 @@ def check_steps(steps) -> int:
 
 
 def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, steps: int,
-                  settings: RefineSettings = RefineSettings(), *, progress: bool = False):
+                  settings: RefineSettings = RefineSettings(), *, progress: bool = False,
+                  times: torch.Tensor | None = None):
     """(codes z~ (T, d), residual velocity (T, ndim, *S) or None) after `steps` Adam steps,
-    starting from `z_tilde` (T, d), for the frames (T, *S) with ED first."""
+    starting from `z_tilde` (T, d), for the frames (T, *S) with ED first, at cycle phases
+    `times` (T,) (default t / T)."""
     if check_steps(steps) == 0:
         return z_tilde, None
     from tqdm.auto import tqdm
 
     sequence = frames[None]
-    times = normalized_times(frames.shape[0])
+    times = normalized_times(frames.shape[0]) if times is None else times.reshape(1, -1).to(frames)
     sigmas = [settings.residual_sigma_mm / float(s) for s in spacing]
     codes = z_tilde.detach().clone()[None].requires_grad_(True)
     raw = torch.zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)

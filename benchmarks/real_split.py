@@ -1,0 +1,70 @@
+"""The patient split of the real cohort in ../shared/data/real, as folders that `motionext train
+--data` / `--val-data` and `motionext evaluate --data` read as they are.
+
+    python benchmarks/real_split.py [--shared ../shared/data/real] [--out runs/real-split]
+
+It writes OUT/train and OUT/val: symbolic links to the ACDC patient folders, and ACDC-style
+folders (Info.cfg with ED, ES and NbFrame, a link to the 4D cine) for the Sunnybrook patients,
+whose files are named otherwise. Sunnybrook's labels (1 = LV blood pool) are not linked: ACDC's
+1 is the RV. No image is copied.
+
+- ACDC testing patients 101-150 (ED/ES only): 2 per diagnosis group held out for validation.
+- ACDC training patients 090 and 012 (full cines): training.
+- Sunnybrook (CC0): SCD0000101 and SCD0000201 train, SCD0000301 is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# the two highest-numbered testing patients of each ACDC group (DCM, HCM, MINF, NOR, RV)
+ACDC_VALIDATION = ("patient136", "patient149", "patient142", "patient146", "patient145", "patient148",
+                   "patient144", "patient150", "patient141", "patient147")
+# Sunnybrook patients: 1-based ED and ES frames (SOURCES.md gives them 0-based) and the cycle length
+SUNNYBROOK = {"SCD0000101": (19, 8, 20), "SCD0000201": (20, 7, 20), "SCD0000301": (20, 7, 20)}
+SUNNYBROOK_VALIDATION = ("SCD0000301",)
+
+
+def _link(target: Path, link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target.resolve())
+
+
+def make_split(shared: Path, out: Path) -> dict:
+    """Write the split under `out`; returns {"train": [...], "val": [...]} of subject names."""
+    names = {"train": [], "val": []}
+    for patient in sorted((shared / "acdc_testing_edes").glob("patient*")):
+        side = "val" if patient.name in ACDC_VALIDATION else "train"
+        _link(patient, out / side / patient.name)
+        names[side].append(patient.name)
+    for patient in sorted((shared / "acdc_cine").glob("patient*")):
+        _link(patient, out / "train" / patient.name)
+        names["train"].append(patient.name)
+    for pid, (ed, es, count) in SUNNYBROOK.items():
+        cine = shared / "sunnybrook_scd5" / "nifti" / f"{pid}_cine4d.nii.gz"
+        if not cine.exists():
+            continue
+        side = "val" if pid in SUNNYBROOK_VALIDATION else "train"
+        folder = out / side / pid
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nNbFrame: {count}\n")
+        _link(cine, folder / f"{pid}_4d.nii.gz")
+        names[side].append(pid)
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"))
+    parser.add_argument("--out", default="runs/real-split")
+    args = parser.parse_args()
+    names = make_split(Path(args.shared), Path(args.out))
+    for side, subjects in names.items():
+        print(f"{side}: {len(subjects)} subjects: {' '.join(subjects)}")
+
+
+if __name__ == "__main__":
+    main()

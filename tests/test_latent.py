@@ -1,0 +1,70 @@
+"""The motion matrix of the shipped model carries motion: samples from the prior differ as hearts
+do, transport carries how strongly the source contracts, and reconstruction gains from every
+frame it is given. Small data: the bundled real slice and phantom subjects no model saw."""
+
+import numpy as np
+import pytest
+import torch
+
+import motionext
+from motionext import motion
+from motionext.data import load_sample, make_phantom
+from motionext.data.preprocess import preprocess
+from motionext.evaluation import HELD_OUT_SEED
+from motionext.motion import latent_checks
+
+
+@pytest.fixture(scope="module")
+def model():
+    return motionext.load_model("pretrained")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return preprocess(load_sample(), spacing=1.5, size=(128, 128))
+
+
+def test_lv_area_ratios_follow_the_displacement():
+    labels = np.zeros((32, 32), np.uint8)
+    labels[8:24, 8:24] = 3
+    u = torch.zeros(2, 2, 32, 32)
+    u[1, 0] = (torch.arange(32.0) - 16).view(32, 1)  # frame 1 samples twice as far from the centre
+    ratios = latent_checks.lv_area_ratios(u, labels)
+    assert ratios[0] == 1.0 and 0.4 < ratios[1] < 0.6
+    with pytest.raises(ValueError, match="LV blood pool"):
+        latent_checks.lv_area_ratios(u, np.zeros((32, 32), np.uint8))
+
+
+def test_a_cycle_contracts_in_systole_and_recovers():
+    phase = np.arange(20) / 20
+    cycle = 1 - 0.3 * np.sin(np.pi * np.clip(phase / 0.7, 0, 1))
+    assert latent_checks.looks_like_a_cycle(cycle)
+    assert not latent_checks.looks_like_a_cycle(np.ones(20))            # no motion
+    assert not latent_checks.looks_like_a_cycle(1 - 0.3 * phase)        # never recovers
+    assert not latent_checks.looks_like_a_cycle(np.roll(cycle, 12))     # contracts at the wrong time
+
+
+def test_samples_from_one_ed_frame_differ_and_look_like_cycles(model, sample):
+    result = latent_checks.sampling_spread(model, sample.frames[0], sample.labels[0], num_samples=8, seed=3)
+    assert result["contraction"].mean() > 0.1
+    assert result["spread"] > 0.02
+    assert result["cycle_like"] >= 0.75
+
+
+def test_transport_carries_how_strongly_the_source_contracts(model, sample):
+    strong = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 1, ejection_fraction=0.75)
+    weak = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 1, ejection_fraction=0.2)
+    carried = {name: latent_checks.transported_contraction(model, p.frames, sample.frames[0], sample.labels[0],
+                                                           spacing=p.spacing)
+               for name, p in (("strong", strong), ("weak", weak))}
+    assert carried["strong"] > carried["weak"] + 0.05
+
+
+def test_reconstruction_gains_with_every_frame_given(model):
+    p = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 2)
+    errors = {label: latent_checks.reconstruction_errors(model, p.frames, motion.frame_subset(20, **kw),
+                                                         spacing=p.spacing)
+              for label, kw in (("ED only", {}), ("every 5th", {"every": 5}), ("every 2nd", {"every": 2}))}
+    assert errors["ED only"]["motionext"] > errors["every 5th"]["motionext"] > errors["every 2nd"]["motionext"]
+    few = errors["every 5th"]
+    assert few["motionext"] < min(few["linear"], few["cubic"])
