@@ -254,16 +254,11 @@ def _loader(config: TrainConfig, sequences: list, procs: distributed.Processes, 
                       pin_memory=procs.device.type == "cuda", persistent_workers=workers > 0)
 
 
-def _dice_term(config: TrainConfig, model, batch: dict, result: dict, terms: dict, device) -> torch.Tensor:
-    """The soft Dice of the labels propagated to this batch's labelled frames (NaN when none are);
-    with dice_weight > 0, weight * (1 - Dice) joins the loss, once per labelled sequence."""
-    labelled = batch["labelled"].to(device)
-    dice = propagated_label_dice(batch["labels"].to(device), labelled, result["displacement"].float())
-    if dice is None:
-        return torch.tensor(float("nan"), device=device)
-    if config.dice_weight > 0:
-        terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
-    return dice
+def _batch_dice(batch: dict, result: dict, device) -> torch.Tensor | None:
+    """The soft Dice of the ED labels propagated to this batch's labelled frames (their mean), or
+    None when no frame after ED is labelled."""
+    return propagated_label_dice(batch["labels"].to(device), batch["labelled"].to(device),
+                                 result["displacement"].float())
 
 
 def _progress_line(row: dict, val: dict) -> dict:
@@ -365,7 +360,10 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
                 result = replica(frames, spacing, times, **noise)
                 terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits,
                                     kl_scale=config.kl_scale(step))
-                terms["dice"] = _dice_term(config, model, batch, result, terms, device)
+                dice = _batch_dice(batch, result, device)
+                if dice is not None and config.dice_weight > 0:  # the optional anatomical term
+                    terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
+                terms["dice"] = dice if dice is not None else torch.tensor(float("nan"), device=device)
             # Logged terms are the means over all processes; the check is then the same everywhere.
             values = procs.mean(torch.stack([terms[k].detach().float() for k in LOSS_TERMS])).tolist()
             if not math.isfinite(values[0]):

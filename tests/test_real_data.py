@@ -14,6 +14,7 @@ import torch
 from motionext.data import Cine
 from motionext.data.batches import TrainingSet, collate, model_noise
 from motionext.data.cache import PreprocessCache
+from motionext.data.cine import cycle_phases
 from motionext.data.nifti import read_acdc_patient
 from motionext.data.sources import load_sequences
 from motionext.model import MotionModel, ModelConfig, motion_loss
@@ -82,7 +83,7 @@ def test_sparse_times_are_checked_and_follow_an_ed_rotation():
         Cine(frames, (1.0, 1.0), times=(0.0, 0.6, 0.4))  # increasing
     rotated = Cine(frames, (1.0, 1.0), times=(0.0, 0.3, 0.7)).with_ed_first(1)
     np.testing.assert_allclose(rotated.times, (0.0, 0.4, 0.7))
-    np.testing.assert_allclose(Cine(frames, (1.0, 1.0)).phases(), [0, 1 / 3, 2 / 3])
+    np.testing.assert_allclose(cycle_phases(Cine(frames, (1.0, 1.0))), [0, 1 / 3, 2 / 3])
 
 
 def test_sparse_sequences_keep_their_times_through_the_cache_and_batches(tmp_path):

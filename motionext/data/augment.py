@@ -14,8 +14,8 @@ def random_affine(rng: np.random.Generator, *, max_shift: float = 0.1, max_rotat
                   scale_range=(0.9, 1.1), mirror: float = 0.0) -> np.ndarray:
     """A random 2×3 in-plane affine in grid_sample's normalised coordinates. Short-axis views come
     in one orientation within a few tens of degrees, so rotations stay within ±20° and there is no
-    mirroring by default: learning to move the wall of a heart in any orientation was measured to
-    slow training several-fold (docs/model.md)."""
+    mirroring by default: the decoder need not learn to move the wall of a heart in any
+    orientation (docs/model.md gives the probe this was measured in)."""
     angle = rng.uniform(-max_rotation, max_rotation)
     scale = rng.uniform(*scale_range)
     flip = -1.0 if rng.uniform() < mirror else 1.0

@@ -13,15 +13,8 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .augment import apply_affine, random_affine, random_intensity
 from .preprocess import resample_time
+from .cine import cycle_phases, even_phases
 from ..model.motion_model import TDS_MIN_FRAMES
-
-
-def phases(sequence) -> np.ndarray:
-    """The cycle phase of every frame of a Cine or cached sequence (t / T unless it is sparse)."""
-    times = getattr(sequence, "times", None)
-    if times is not None:
-        return np.asarray(times, dtype=np.float32)
-    return np.arange(sequence.num_frames, dtype=np.float32) / sequence.num_frames
 
 
 def item_seed(seed: int, epoch: int, position: int) -> int:
@@ -51,12 +44,12 @@ class TrainingSet(Dataset):
     def __getitem__(self, item) -> dict:
         index, seed = item
         sequence = self.sequences[index]
-        frames, times = sequence.frames, phases(sequence)
+        frames, times = sequence.frames, cycle_phases(sequence)
         labels = getattr(sequence, "labels", None) or {}
         if self.num_frames is not None and self.num_frames != len(frames):
-            frames, times, labels = resample_time(frames, self.num_frames), None, {}
+            frames, times, labels = resample_time(frames, self.num_frames), even_phases(self.num_frames), {}
         count = len(frames)
-        times = torch.from_numpy(times) if times is not None else torch.arange(count, dtype=torch.float32) / count
+        times = torch.from_numpy(times)
         frames = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
         label_maps = torch.zeros(frames.shape, dtype=torch.uint8)
         labelled = torch.zeros(count, dtype=torch.bool)

@@ -7,6 +7,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 
+def even_phases(count: int) -> np.ndarray:
+    """The cycle phases t / T of `count` evenly sampled frames (ED = 0)."""
+    return np.arange(count, dtype=np.float32) / count
+
+
+def cycle_phases(sequence) -> np.ndarray:
+    """The cycle phase of every frame of a Cine or cached sequence: its `times` when it is sparse,
+    else t / T."""
+    times = getattr(sequence, "times", None)
+    return np.asarray(times, dtype=np.float32) if times is not None else even_phases(sequence.num_frames)
+
+
 @dataclass
 class Cine:
     """A cine sequence with its ED frame first.
@@ -64,12 +76,6 @@ class Cine:
     @property
     def ndim(self) -> int:
         return self.frames.ndim - 1
-
-    def phases(self) -> np.ndarray:
-        """The cycle phase of every frame: `times`, or t / T for an evenly sampled cycle."""
-        if self.times is not None:
-            return np.asarray(self.times, dtype=np.float32)
-        return np.arange(self.num_frames, dtype=np.float32) / self.num_frames
 
     def with_ed_first(self, ed: int) -> "Cine":
         """Rotate the sequence so frame `ed` becomes frame 0; labels and ES follow."""

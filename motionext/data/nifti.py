@@ -54,14 +54,21 @@ def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None =
         raise ValueError(f"{path}: a cine needs at least 2 frames; got {frames.shape[0]}")
     if not np.isfinite(frames).all():
         raise ValueError(f"{path}: the image contains NaN or Inf values")
-    label_maps = {}
-    for t, label_path in (labels or {}).items():
-        label = np.asarray(_load(label_path).dataobj)
-        if label.shape != frames.shape[1:]:
-            raise ValueError(f"{label_path}: labels of shape {label.shape} do not match the cine frames {frames.shape[1:]}")
-        label_maps[int(t)] = np.rint(label).astype(np.uint8)
+    label_maps = _read_labels(labels or {}, frames.shape[1:])
     cine = Cine(frames, spacing, affine, label_maps, es=es, name=Path(path).name.split(".")[0])
     return cine.with_ed_first(ed) if ed else cine
+
+
+def _read_labels(paths: dict, shape) -> dict:
+    """Frame index -> uint8 label map, read from the NIfTI `paths` (frame index -> path), each
+    on the frames' grid of `shape`."""
+    maps = {}
+    for t, path in paths.items():
+        label = np.asarray(_load(path).dataobj)
+        if label.shape != tuple(shape):
+            raise ValueError(f"{path}: labels of shape {label.shape} do not match the cine frames {tuple(shape)}")
+        maps[int(t)] = np.rint(label).astype(np.uint8)
+    return maps
 
 
 def read_frames(folder, *, ed: int = 0) -> Cine:
@@ -148,12 +155,7 @@ def _read_ed_es_frames(folder: Path, info_path: Path, ed: int, es: int, count: i
                          f"got {arrays[0].shape} and {arrays[1].shape}")
     if not all(np.isfinite(a).all() for a in arrays):
         raise ValueError(f"{folder}: the ED or ES frame contains NaN or Inf values")
-    maps = {}
-    for index, path in label_maps.items():
-        label = np.asarray(_load(path).dataobj)
-        if label.shape != arrays[0].shape:
-            raise ValueError(f"{path}: labels of shape {label.shape} do not match the frames {arrays[0].shape}")
-        maps[index] = np.rint(label).astype(np.uint8)
+    maps = _read_labels(label_maps, arrays[0].shape)
     return Cine(np.stack(arrays), volumes[0].header.get_zooms()[:3], volumes[0].affine, maps, es=1,
                 name=folder.name, times=(0.0, ((es - ed) % count) / count))
 

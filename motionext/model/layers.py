@@ -93,8 +93,8 @@ class Decoder(nn.Module):
             deconv(c[i] + ed[i], c[i + 1], 4, stride=2, padding=1) for i in range(3)
         )
         self.velocity = conv(c[3] + ed[3], config.ndim, 3, padding=1)
-        # Real ED->ES motion is several voxels: scaling the output lets Adam's small, evenly sized
-        # steps reach it in hundreds of steps instead of thousands.
+        # Real ED->ES motion is several voxels, and Adam moves each weight by about the learning
+        # rate per step: scaling the output lets those steps reach it sooner.
         self.scale = float(config.velocity_scale)
         # Start near the identity transform so early training is stable.
         nn.init.normal_(self.velocity.weight, std=1e-5)
@@ -106,9 +106,8 @@ class Decoder(nn.Module):
         h = F.leaky_relu(self.seed(z), 0.2).view(z.shape[0], *self.seed_shape)
         if self.ed_features is not None:
             scales = list(reversed(self.ed_features(moving)))
-        else:
-            scales = [_resize(moving, h.shape[2:] if k == 0 else tuple(n * 2 ** k for n in h.shape[2:]))
-                      for k in range(4)]
+        else:  # the paper's: I_0 itself, averaged down to each scale (1/8 ... 1)
+            scales = [_resize(moving, tuple(n * 2 ** k for n in h.shape[2:])) for k in range(4)]
         scales = [x.repeat_interleave(repeats, dim=0) if repeats > 1 else x for x in scales]
         for layer, ed in zip(self.up, scales):
             h = F.leaky_relu(layer(torch.cat([h, ed], dim=1)), 0.2)

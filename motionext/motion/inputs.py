@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cine import Cine
+from ..data.cine import Cine, cycle_phases, even_phases
 from ..data.preprocess import normalize_intensity, preprocess
 
 
@@ -54,6 +54,5 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: frames contain NaN or Inf")
     spacing = tuple(float(s) for s in (spacing if spacing is not None else (MODEL_SPACING,) * model.config.ndim))
-    count = array.shape[0]
-    times = torch.from_numpy(cine.phases()) if cine is not None else torch.arange(count, dtype=torch.float32) / count
+    times = torch.from_numpy(cycle_phases(cine) if cine is not None else even_phases(array.shape[0]))
     return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine, times)
