@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # e.g. make test TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
 
-.PHONY: setup build test demo bench clean
+.PHONY: setup build test demo bench gpu-check clean
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: build
 bench: build
 	$(PY) benchmarks/compare.py --fields noise model
 	$(PY) -m pytest benchmarks -q --benchmark-columns=median,iqr,ops --benchmark-sort=name
+
+# On a lent GPU (no .venv there: its python3 has torch): build the CUDA kernels, run the CUDA
+# tests, memcheck, compare.py, a bf16 training and throughput.py; figures in gpu-check/gpu_check.md.
+gpu-check:
+	bash benchmarks/gpu_check.sh gpu-check
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -38,12 +38,16 @@ def median_times(op, size, backward, device, repeats, min_seconds, field="noise"
             fn()  # warm-up
         runs[backend] = fn
     times = {"compiled": [], "reference": []}
+    # CUDA kernels run asynchronously: without a sync the clock would time only their launch
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     start = time.perf_counter()
     while len(times["compiled"]) < repeats or time.perf_counter() - start < min_seconds:
         for backend, fn in runs.items():
             with ops.use_backend(backend):
+                sync()
                 t0 = time.perf_counter()
                 fn()
+                sync()
                 times[backend].append(time.perf_counter() - t0)
         if len(times["compiled"]) >= 200:
             break

@@ -5,8 +5,10 @@
 
 It writes OUT/train and OUT/val: symbolic links to the ACDC patient folders, and ACDC-style
 folders (Info.cfg with ED, ES and NbFrame, a link to the 4D cine) for the Sunnybrook patients,
-whose files are named otherwise. Sunnybrook's labels (1 = LV blood pool) are not linked: ACDC's
-1 is the RV. No image is copied.
+whose files are named otherwise. Sunnybrook's labels (1 = LV blood pool, 2 = myocardium at ED)
+are not linked, since ACDC's 1 is the RV; with --sunnybrook-labels the training patients' ED and
+ES labels are written converted to ACDC's numbers (LV blood pool 3, myocardium 2), as
+`*_frameXX_gt.nii.gz` (CC0 data, derived). No image is copied.
 
 - ACDC testing patients 101-150 (ED/ES only): 2 per diagnosis group held out for validation.
 - ACDC training patients 090 and 012 (full cines): training.
@@ -33,7 +35,18 @@ def _link(target: Path, link: Path) -> None:
     link.symlink_to(target.resolve())
 
 
-def make_split(shared: Path, out: Path) -> dict:
+def _converted_labels(source: Path, target: Path) -> None:
+    """A Sunnybrook label volume written with ACDC's numbers: 1 (LV blood pool) -> 3, 2 -> 2."""
+    import nibabel as nib
+    import numpy as np
+
+    image = nib.load(str(source))
+    labels = np.asarray(image.dataobj)
+    converted = np.where(labels == 1, 3, np.where(labels == 2, 2, 0)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(converted, image.affine, image.header), str(target))
+
+
+def make_split(shared: Path, out: Path, *, sunnybrook_labels: bool = False) -> dict:
     """Write the split under `out`; returns {"train": [...], "val": [...]} of subject names."""
     names = {"train": [], "val": []}
     for patient in sorted((shared / "acdc_testing_edes").glob("patient*")):
@@ -52,6 +65,10 @@ def make_split(shared: Path, out: Path) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nNbFrame: {count}\n")
         _link(cine, folder / f"{pid}_4d.nii.gz")
+        if sunnybrook_labels and side == "train":
+            for phase, frame in (("ED", ed), ("ES", es)):
+                source = cine.parent / f"{pid}_{phase}_frame{frame - 1:02d}_label.nii.gz"
+                _converted_labels(source, folder / f"{pid}_frame{frame:02d}_gt.nii.gz")
         names[side].append(pid)
     return names
 
@@ -60,8 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"))
     parser.add_argument("--out", default="runs/real-split")
+    parser.add_argument("--sunnybrook-labels", action="store_true",
+                        help="also write the training Sunnybrook patients' ED/ES labels, in ACDC's numbers")
     args = parser.parse_args()
-    names = make_split(Path(args.shared), Path(args.out))
+    names = make_split(Path(args.shared), Path(args.out), sunnybrook_labels=args.sunnybrook_labels)
     for side, subjects in names.items():
         print(f"{side}: {len(subjects)} subjects: {' '.join(subjects)}")
 

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TRAIN_ARGS = ["train", "--data", "phantom", "--phantom-subjects", "4", "--frames", "25", "--size", "128", "128",
-              "--val-every", "1000000", "--checkpoint-every", "1000000", "--quiet"]
+TRAIN_ARGS = ["train", "--data", "phantom", "--phantom-subjects", "4", "--val-every", "1000000",
+              "--checkpoint-every", "1000000", "--quiet"]
 
 
-def training_rate(backend: str, processes: int, steps: int, device: str, folder: Path) -> float:
+def training_rate(backend: str, processes: int, steps: int, device: str, folder: Path, *, size: int = 128,
+                  frames: int = 25) -> float:
     """Sequences per second of `motionext train` (median step time after 2 warm-up steps)."""
     out = folder / f"{backend}-{processes}"
     launcher = [sys.executable, "-m", "motionext"] if processes == 1 else [
@@ -41,7 +42,8 @@ def training_rate(backend: str, processes: int, steps: int, device: str, folder:
     env = {**os.environ, "MOTIONEXT_BACKEND": backend}
     if processes > 1 and device == "cpu":  # share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // processes))
-    command = [*launcher, *TRAIN_ARGS, "--steps", str(steps), "--device", device, "--out", str(out)]
+    command = [*launcher, *TRAIN_ARGS, "--frames", str(frames), "--size", str(size), str(size), "--steps", str(steps),
+               "--device", device, "--out", str(out)]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -109,26 +111,33 @@ def main(argv=None):
     parser.add_argument("--subjects", type=int, default=6, help="NIfTI subjects (8 slices each) for the loading rates")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--size", type=int, default=128, help="training image size (square)")
+    parser.add_argument("--frames", type=int, default=25, help="training frames per sequence")
+    parser.add_argument("--skip-loading", action="store_true",
+                        help="skip the data-loading rates (they write NIfTI and need nibabel)")
     parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args(argv)
 
     lines = [f"- machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}, "
-             f"torch {torch.__version__}, {torch.get_num_threads()} threads", ""]
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads; training at {args.frames} frames of "
+             f"{args.size} × {args.size}", ""]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         runs = {}
         for _ in range(args.rounds):
             for processes, backend in itertools.product(args.processes, ("compiled", "reference")):
-                rate = training_rate(backend, processes, args.steps, args.device, tmp / "runs")
+                rate = training_rate(backend, processes, args.steps, args.device, tmp / "runs", size=args.size,
+                                     frames=args.frames)
                 runs.setdefault((processes, backend), []).append(rate)
                 print(f"training, {processes} process(es), {backend}: {rate:.2f} sequences/s", flush=True)
         lines += ["| processes | compiled seq/s | reference seq/s | compiled / reference |", "|---|---|---|---|"]
         for processes in args.processes:
             c, r = (statistics.median(runs[(processes, b)]) for b in ("compiled", "reference"))
             lines.append(f"| {processes} | {c:.2f} | {r:.2f} | {c / r:.2f}× |")
-        rates = loading_rates(write_cohort(tmp / "cohort", args.subjects), tmp / "cache")
-        lines += ["", "| data loading | sequences/s |", "|---|---|"]
-        lines += [f"| {name} | {rate:.1f} |" for name, rate in rates.items()]
+        if not args.skip_loading:
+            rates = loading_rates(write_cohort(tmp / "cohort", args.subjects), tmp / "cache")
+            lines += ["", "| data loading | sequences/s |", "|---|---|"]
+            lines += [f"| {name} | {rate:.1f} |" for name, rate in rates.items()]
     text = "\n".join(lines)
     print(text)
     if args.markdown:

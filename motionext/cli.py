@@ -15,7 +15,7 @@ def _train(args) -> int:
     config = TrainConfig(**{
         **preset_settings(args.preset), **given,
         "data": args.data, "out": args.out, "size": tuple(args.size), "augment": not args.no_augment,
-        "amp": not args.no_amp, "model": json.loads(args.model) if args.model else {},
+        "amp": "off" if args.no_amp else args.amp, "model": _json_object("--model", args.model) if args.model else {},
     })
     row = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only process 0 reports
@@ -39,7 +39,8 @@ def _common(p, inputs=("input",)):
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--grid", choices=["input", "model"], default="input",
                    help="write outputs on the input's voxel grid (default; images warped at its resolution and "
-                        "intensities) or on the model's grid (1.5 mm, 128 x 128, normalised intensities)")
+                        "intensities) or on the model's grid (its spacing, 1.5 mm for the shipped models; its size, "
+                        "128 x 128; normalised intensities)")
 
 
 def _refine_option(p):
@@ -60,21 +61,38 @@ def _refine_option(p):
 def _refine_settings(args):
     """The RefineSettings that --refine-settings asks for, or None for the defaults (and for the
     verbs that do not refine)."""
+    from .motion.refine import check_steps, settings_from_json
+
+    if hasattr(args, "refine"):
+        check_steps(args.refine)
     if getattr(args, "refine_settings", None) is None:
         return None
-    from .motion.refine import settings_from_json
 
     if args.refine <= 0:
         raise ValueError("--refine-settings needs --refine STEPS (more than 0): without it nothing is refined")
     return settings_from_json(args.refine_settings)
 
 
-def _ints(text):
-    return [int(x) for x in text.split(",") if x.strip()]
+def _json_object(option: str, text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option}: expected a JSON object of settings, e.g. '{{\"latent_dim\": 16}}'; got {text!r}")
+    return value
 
 
-def _floats(text):
-    return [float(x) for x in text.split(",") if x.strip()]
+def _numbers(option: str, text: str, kind):
+    """Comma-separated numbers of `kind` (int or float) from an option's value."""
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        what = "frame indices" if kind is int else "numbers"
+        raise ValueError(f"{option}: expected comma-separated {what}; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{option}: no values given")
+    return values
 
 
 def _motion_verb(args) -> int:
@@ -94,7 +112,7 @@ def _motion_verb(args) -> int:
         if len(choices) > 1:
             raise ValueError("reconstruct: choose one of --every, --first, --frames, --ed-only")
         given = frame_subset(cine.num_frames, every=args.every, first=args.first,
-                             frames=_ints(args.frames) if args.frames else None)
+                             frames=_numbers("--frames", args.frames, int) if args.frames else None)
     with commands.output_folder(args.out, args.overwrite) as out:
         if args.verb == "track":
             commands.run_track(model, cine, out, grid=args.grid, refine=args.refine, settings=settings)
@@ -106,8 +124,9 @@ def _motion_verb(args) -> int:
             commands.run_sample(model, cine, out, num_frames=args.num_frames, num_samples=args.num_samples, seed=args.seed,
                                 grid=args.grid)
         else:
-            commands.run_reconstruct(model, cine, out, given=given, times=_floats(args.times) if args.times else None,
-                                     grid=args.grid)
+            commands.run_reconstruct(model, cine, out, given=given,
+                                     times=_numbers("--times", args.times, float) if args.times else None, grid=args.grid,
+                                     fill=args.fill)
     print(f"motionext {args.verb}: wrote {args.out}")
     return 0
 
@@ -227,12 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights: 'pretrained', 'pretrained-open' or a checkpoint (fine-tuning; the "
                                   "optimizer starts fresh)")
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
+                   help="mixed precision (autocast): auto (default) is bf16 on CUDA and off on the CPU; bf16 also "
+                        "runs on the CPU; fp16 scales the loss (GradScaler) and is for GPUs: on a CPU it is many "
+                        "times slower")
+    p.add_argument("--no-amp", action="store_true", help="the same as --amp off")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
 
     p = verbs.add_parser("track", help="displacement of every frame to ED, warped ED, propagated labels, z",
                          description="Register every frame to ED. Writes displacements.nii.gz (vector image, mm), "
+                                     "transforms/frame_TT.nii.gz (ED to frame TT as a displacement-field transform "
+                                     "for ANTs, ITK and 3D Slicer), "
                                      "frames.nii.gz, warped_ed.nii.gz, labels.nii.gz (with --labels) and z.npy.")
     _common(p)
     p.add_argument("--labels", help="ED label map (NIfTI on the input grid) to propagate to every frame")
@@ -269,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", help="comma-separated frame indices to keep (ED is always kept)")
     p.add_argument("--ed-only", action="store_true", help="keep only ED")
     p.add_argument("--times", help="comma-separated normalised times in [0, 1) to reconstruct instead of the frames")
+    p.add_argument("--fill", choices=["interpolate", "prior"], default="interpolate",
+                   help="the codes of the frames not given: interpolated in time between the given frames' (default), "
+                        "or the prior mean (the paper's)")
     p.set_defaults(run=_motion_verb)
 
     p = verbs.add_parser("evaluate", help="the paper's measures on labelled data, against the identity",
@@ -312,13 +340,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(verb: str, message, code: int) -> int:
+    """Report on one line (the message's first) and return the exit code."""
+    text = str(message).strip()
+    print(f"motionext {verb}: error: {text.splitlines()[0] if text else repr(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, FloatingPointError) as exc:
-        print(f"motionext {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError, FloatingPointError) as exc:  # bad input, named where it was found
+        return _fail(args.verb, exc, 2)
+    except OSError as exc:  # the file system refused: a permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.verb, f"{where}{exc.strerror or exc}", 2)
+    except KeyboardInterrupt:
+        return _fail(args.verb, "interrupted", 130)
+    except MemoryError:
+        return _fail(args.verb, "not enough memory for this input and these options", 2)
+    except Exception as exc:
+        if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():  # torch's allocators
+            return _fail(args.verb, f"not enough memory for this input and these options ({str(exc).splitlines()[0][:200]})", 2)
+        if os.environ.get("MOTIONEXT_TRACEBACK") == "1":
+            raise
+        return _fail(args.verb, f"internal error ({type(exc).__name__}: {exc}); this is a bug in motionext: "
+                                "please report it with the output of MOTIONEXT_TRACEBACK=1 motionext ...", 1)
 
 
 if __name__ == "__main__":

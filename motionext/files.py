@@ -30,3 +30,19 @@ def atomic_write(path, write, *, text: bool = False) -> Path:
             f.flush()
             os.fsync(f.fileno())
     return Path(path)
+
+
+def check_output_folder(path, what: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written:
+    the nearest existing folder on its path must be writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: {existing} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: no permission to write in {existing}")
+    return path

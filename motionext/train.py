@@ -1,6 +1,6 @@
 """Training the motion model, in one process or many (torchrun): batches drawn from reshuffled
 epochs, a progress bar, validation, atomic checkpoints, resume, a CSV log (TensorBoard when
-installed) and mixed precision on CUDA.
+installed) and mixed precision (bf16 by default on CUDA; --amp bf16|fp16|off).
 
     motionext train --data phantom+sample --steps 2000 --out runs/demo
     torchrun --nproc_per_node 4 -m motionext train --data /data/cohort --cache /scratch/cache ...
@@ -26,10 +26,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import distributed
+from . import validate as v
 from .data.batches import EpochBatchSampler, TrainingSet, collate, model_noise
 from .data.sources import load_sequences
 from .model import ModelConfig, MotionModel, motion_loss
 from .model.losses import propagated_label_dice
+from .files import check_output_folder
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
 
 LOSS_TERMS = ["loss", "recon", "kl", "kl_frame", "lncc", "dice"]
@@ -39,6 +41,11 @@ LOG_FIELDS = ["step", *LOSS_TERMS, *[f"val_{k}" for k in VAL_TERMS], "seconds"]
 # Settings that change how a run is executed but not what it computes: a run may resume with others.
 RUNTIME_SETTINGS = ("steps", "out", "device", "workers", "cache")
 LR_SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
+# Autocast dtypes. "auto" is bf16 on CUDA and off elsewhere: on the development CPU bf16 saved only
+# 9 % of a step and fp16 took 12 times as long (docs/model.md), and full precision keeps CPU runs
+# comparable with the documented ones.
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
+AMP_MODES = ("auto", *AMP_DTYPES)
 
 
 @dataclass
@@ -62,7 +69,7 @@ class TrainConfig:
     workers: int | None = None        # DataLoader workers per process; None: 4 on CUDA, 0 on CPU
     cache: str | None = None          # preprocessing cache folder for NIfTI sources
     init: str | None = None           # start from these weights ("pretrained" or a checkpoint): fine-tuning
-    amp: bool = True
+    amp: str = "auto"                 # autocast: auto (bf16 on CUDA, off elsewhere), bf16, fp16 or off
     model: dict = field(default_factory=dict)
     val_data: str | None = None       # validate on this data (all of it) instead of a split of `data`
     kl_free_bits: float = 3.0         # nats per frame that the KL term does not charge
@@ -71,26 +78,48 @@ class TrainConfig:
     dice_weight: float = 0.0          # optional anatomical term: weight on 1 - Dice of propagated labels
 
     def __post_init__(self):
-        self.size = tuple(int(s) for s in self.size)
-        if self.steps < 1:
-            raise ValueError(f"TrainConfig: steps must be positive; got {self.steps}")
-        if self.val_every < 1 or self.checkpoint_every < 1:
-            raise ValueError("TrainConfig: val_every and checkpoint_every must be positive")
-        if self.batch_size < 1:
-            raise ValueError(f"TrainConfig: batch_size must be positive; got {self.batch_size}")
-        if self.num_frames is not None and self.num_frames < 2:
-            raise ValueError(f"TrainConfig: num_frames must be at least 2; got {self.num_frames}")
-        if self.lr_scaling not in LR_SCALING:
-            raise ValueError(f"TrainConfig: lr_scaling must be one of {sorted(LR_SCALING)}; got {self.lr_scaling!r}")
-        if self.workers is not None and self.workers < 0:
-            raise ValueError(f"TrainConfig: workers must be >= 0; got {self.workers}")
-        for name in ("kl_free_bits", "kl_warmup", "dice_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"TrainConfig: {name} must be a finite number >= 0; got {value!r}")
+        c = "TrainConfig"
+        if isinstance(self.amp, bool):  # runs written before the dtype could be chosen
+            self.amp = "auto" if self.amp else "off"
+        v.text(c, "data", self.data)
+        v.text(c, "out", self.out)
+        for name in ("val_data", "cache", "init"):
+            v.text(c, name, getattr(self, name), optional=True)
+        self.steps = v.integer(c, "steps", self.steps, minimum=1)
+        self.lr = v.number(c, "lr", self.lr, minimum=0)  # 0 leaves the weights as they start
+        v.choice(c, "lr_scaling", self.lr_scaling, tuple(LR_SCALING))
+        self.batch_size = v.integer(c, "batch_size", self.batch_size, minimum=1)
+        if self.num_frames is not None:
+            self.num_frames = v.integer(c, "num_frames", self.num_frames, minimum=2)
+        self.seed = v.integer(c, "seed", self.seed, minimum=0)
+        self.spacing = v.number(c, "spacing", self.spacing, positive=True)
+        self.size = v.integers(c, "size", self.size, lengths=(2,), minimum=8)
+        v.flag(c, "augment", self.augment)
+        v.flag(c, "intensity_augment", self.intensity_augment)
+        self.val_fraction = v.number(c, "val_fraction", self.val_fraction, minimum=0, maximum=0.9)
+        self.val_every = v.integer(c, "val_every", self.val_every, minimum=1)
+        self.checkpoint_every = v.integer(c, "checkpoint_every", self.checkpoint_every, minimum=1)
+        self.phantom_subjects = v.integer(c, "phantom_subjects", self.phantom_subjects, minimum=1)
+        if self.workers is not None:
+            self.workers = v.integer(c, "workers", self.workers, minimum=0)
+        v.choice(c, "amp", self.amp, AMP_MODES)
+        self.kl_free_bits = v.number(c, "kl_free_bits", self.kl_free_bits, minimum=0)
+        self.kl_warmup = v.integer(c, "kl_warmup", self.kl_warmup, minimum=0)
+        self.dice_weight = v.number(c, "dice_weight", self.dice_weight, minimum=0)
+        _check_device(self.device)
+        if not isinstance(self.model, dict):
+            raise ValueError(f"{c}: model must be a JSON object / dict of model settings; got {self.model!r}")
+        if self.init is None:  # the settings can be checked now; with --init, once its weights are read
+            self.model_config()
         if self.dice_weight > 0 and self.cache:
             raise ValueError("TrainConfig: dice_weight needs the label maps, which the preprocessing cache does not "
                              "store; train without --cache or with dice_weight 0")
+
+    def amp_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast dtype of this run on `device`, or None for full precision."""
+        if self.amp == "auto":
+            return torch.bfloat16 if device.type == "cuda" else None
+        return AMP_DTYPES[self.amp]
 
     def kl_scale(self, step: int) -> float:
         """The KL term's weight at `step` (0-based): rising linearly to 1 over kl_warmup steps."""
@@ -100,11 +129,26 @@ class TrainConfig:
         """The model's settings; fine-tuning starts from those of the --init weights
         (`init_config`), which `model` overrides."""
         base = ModelConfig.from_dict(init_config).to_dict() if init_config else {}
-        return ModelConfig.from_dict({**base, "image_size": self.size, **self.model}, saved=False)
+        if "spacing" in self.model and float(self.model["spacing"]) != float(self.spacing):
+            raise ValueError(f"TrainConfig: the model's spacing is the training spacing; set spacing "
+                             f"({self.spacing}) instead of model spacing ({self.model['spacing']})")
+        return ModelConfig.from_dict({**base, **self.model, "image_size": self.size, "spacing": self.spacing},
+                                     saved=False)
 
     def learning_rate(self, world: int) -> float:
         """The learning rate for `world` processes: lr scaled by the global batch size."""
         return self.lr * (world * self.batch_size) ** LR_SCALING[self.lr_scaling]
+
+
+def _check_device(name) -> None:
+    """'auto' or a device torch can name ("cpu", "cuda", "cuda:1", ...)."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"TrainConfig: device must be 'auto' or a torch device such as cpu, cuda or cuda:1; "
+                         f"got {name!r}") from None
 
 
 # Krebs et al. 2019's training settings, where motionext's defaults depart from them (docs/model.md).
@@ -174,7 +218,7 @@ def validate(model: MotionModel, sequences, device, num_frames: int | None = Non
             terms = motion_loss(model, frames, out)
             for k in totals:
                 totals[k] += float(terms[k]) / len(sequences)
-            dice = propagated_label_dice(item["labels"].to(device), item["labelled"].to(device),
+            dice = propagated_label_dice(item["labels"].to(device), item["labelled"],
                                          out["displacement"], mode="nearest")
             if dice is not None:
                 dices.append(float(dice))
@@ -254,11 +298,25 @@ def _loader(config: TrainConfig, sequences: list, procs: distributed.Processes, 
                       pin_memory=procs.device.type == "cuda", persistent_workers=workers > 0)
 
 
-def _batch_dice(batch: dict, result: dict, device) -> torch.Tensor | None:
-    """The soft Dice of the ED labels propagated to this batch's labelled frames (their mean), or
-    None when no frame after ED is labelled."""
-    return propagated_label_dice(batch["labels"].to(device), batch["labelled"].to(device),
-                                 result["displacement"].float())
+def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, step: int,
+               device: torch.device) -> dict:
+    """The loss terms of one training step (0-based `step`) on `batch`, under the run's autocast:
+    the model's objective, plus the optional anatomical term when dice_weight > 0. "dice" is the
+    soft Dice of the ED labels propagated to the labelled frames, NaN when none after ED is."""
+    c = model.config
+    frames = batch["frames"].to(device, non_blocking=True)
+    times = batch["times"].to(device, non_blocking=True)
+    noise = model_noise(batch["seeds"], frames.shape[1], c.latent_dim, c.tds_probability, device)
+    dtype = config.amp_dtype(device)
+    # autocast exists on CPU and CUDA only; elsewhere (e.g. the meta device) the run is full precision
+    with torch.autocast(device.type if device.type in ("cpu", "cuda") else "cpu", dtype=dtype, enabled=dtype is not None):
+        result = replica(frames, (config.spacing,) * c.ndim, times, **noise)  # every sequence was resampled to it
+        terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits, kl_scale=config.kl_scale(step))
+        dice = propagated_label_dice(batch["labels"].to(device), batch["labelled"], result["displacement"])
+    if dice is not None and config.dice_weight > 0:
+        terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
+    terms["dice"] = dice if dice is not None else torch.full((), float("nan"), device=device)
+    return terms
 
 
 def _progress_line(row: dict, val: dict) -> dict:
@@ -308,11 +366,9 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     if state is not None and procs.main:
         print(f"motionext train: resuming from {checkpoint_path} at step {start}", file=sys.stderr)
     lr = config.learning_rate(procs.world)
-    if procs.main:
-        out.mkdir(parents=True, exist_ok=True)
-        run = {"world_size": procs.world, "global_batch": procs.world * config.batch_size, "lr": lr}
-        (out / "config.json").write_text(json.dumps({"train": asdict(config), "run": run,
-                                                     "model": model_config.to_dict()}, indent=2))
+    check_output_folder(out)
+    if not resume and any((out / name).exists() for name in ("checkpoint.pt", "model.pt")):
+        raise ValueError(f"--out {out} holds a training run already; continue it with --resume or choose another --out")
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
     sequences = _load_data(config, procs, progress, config.data)
@@ -338,9 +394,16 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
         for group in optimizer.param_groups:
             group["lr"] = lr
     model.train()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
-    spacing = (config.spacing,) * model_config.ndim  # every sequence was resampled to it
+    # fp16's narrow range needs the loss scaled so that small gradients do not vanish; bf16 does not
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp_dtype(device) == torch.float16)
+    if state is not None and state.get("grad_scaler"):
+        scaler.load_state_dict(state["grad_scaler"])
 
+    if procs.main:  # only once the data and the model are known to be good: no run folder for bad input
+        out.mkdir(parents=True, exist_ok=True)
+        run = {"world_size": procs.world, "global_batch": procs.world * config.batch_size, "lr": lr}
+        (out / "config.json").write_text(json.dumps({"train": asdict(config), "run": run,
+                                                     "model": model_config.to_dict()}, indent=2))
     log = _Log(out, start) if procs.main else None
     row, last_val = {}, {}
     steps = range(start, config.steps)
@@ -352,26 +415,16 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     try:
         for step in steps:
             started = time.perf_counter()
-            batch = next(batches)
-            frames = batch["frames"].to(device, non_blocking=True)
-            times = batch["times"].to(device, non_blocking=True)
-            noise = model_noise(batch["seeds"], frames.shape[1], model_config.latent_dim, model_config.tds_probability, device)
-            with autocast:
-                result = replica(frames, spacing, times, **noise)
-                terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits,
-                                    kl_scale=config.kl_scale(step))
-                dice = _batch_dice(batch, result, device)
-                if dice is not None and config.dice_weight > 0:  # the optional anatomical term
-                    terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
-                terms["dice"] = dice if dice is not None else torch.tensor(float("nan"), device=device)
+            terms = step_terms(model, replica, next(batches), config, step, device)
             # Logged terms are the means over all processes; the check is then the same everywhere.
             values = procs.mean(torch.stack([terms[k].detach().float() for k in LOSS_TERMS])).tolist()
             if not math.isfinite(values[0]):
                 raise FloatingPointError(f"step {step + 1}: the loss is not finite ({values[0]}); "
                                          "lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
             row = {"step": step + 1, **{k: v if math.isfinite(v) else "" for k, v in zip(LOSS_TERMS, values)},
                    "seconds": time.perf_counter() - started}
             if procs.main:
@@ -384,7 +437,8 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
                     steps.set_postfix(_progress_line(row, last_val))
                 if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
                     atomic_save(checkpoint_dict(model, optimizer=optimizer.state_dict(), step=step + 1,
-                                                world_size=procs.world, train_config=asdict(config)), checkpoint_path)
+                                                world_size=procs.world, train_config=asdict(config),
+                                                grad_scaler=scaler.state_dict()), checkpoint_path)
             if stop_after is not None and step + 1 - start >= stop_after:
                 break
         else:

@@ -25,4 +25,5 @@ def _seed():
 
 
 def devices():
-    return ["cpu"] + (["cuda"] if CUDA else [])
+    """The devices to parametrize over; the CUDA one carries the `cuda` marker (pytest -m cuda)."""
+    return ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if CUDA else [])

@@ -169,6 +169,22 @@ def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
     assert some.displacements.shape == (8, 2, 32, 32)
     superres = motion.reconstruct(model, phantom.frames, [0, 2, 4, 6], times=[0.05, 0.3, 0.9])
     assert superres.displacements.shape == (3, 2, 32, 32) and superres.z.shape == (3, 8)
+    prior = motion.reconstruct(model, phantom.frames, [0, 4], spacing=phantom.spacing, fill="prior")
+    assert not torch.allclose(prior.displacements, some.displacements)  # the fills differ where frames are missing
+    alone = motion.reconstruct(model, phantom.frames, [0], spacing=phantom.spacing)
+    torch.testing.assert_close(alone.displacements, motion.reconstruct(model, phantom.frames, [0], fill="prior",
+                                                                       spacing=phantom.spacing).displacements)
+    with pytest.raises(ValueError, match="fill must be one of"):
+        motion.reconstruct(model, phantom.frames, [0, 4], fill="nearest")
+
+
+def test_missing_codes_are_interpolated_in_time_closing_at_ed():
+    from motionext.motion.api import code_weights
+
+    weights = code_weights(np.array([0.0, 0.1, 0.25, 0.3, 0.9]), np.array([0.0, 0.25, 0.5]))
+    np.testing.assert_allclose(weights, [[1, 0, 0], [0.6, 0.4, 0], [0, 1, 0], [0, 0.8, 0.2], [0.8, 0, 0.2]])
+    assert not code_weights(np.array([0.0, 0.5]), np.array([0.0]))[1].any()  # ED alone: the prior mean
+    assert not code_weights(np.array([0.0, 0.1]), np.array([0.0, 0.25]), "prior")[1].any()
 
 
 @pytest.mark.parametrize(

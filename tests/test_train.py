@@ -99,11 +99,15 @@ def test_cli_train_and_errors(tmp_path, capsys):
               "--model", json.dumps(TINY_MODEL), "--quiet", "--val-every", "1"])
     assert rc == 0 and (out / "model.pt").exists() and (out / "log.csv").exists()
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
-    assert cli(["train", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--steps", "1", "--quiet"]) == 2
+    assert cli(["train", "--out", str(out), "--steps", "1", "--quiet"]) == 2  # not over a finished run
+    assert "holds a training run already" in capsys.readouterr().err
+    other = str(tmp_path / "other")
+    assert cli(["train", "--data", str(tmp_path / "nowhere"), "--out", other, "--steps", "1", "--quiet"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert cli(["train", "--data", str(tmp_path / "empty"), "--out", str(out), "--steps", "1", "--quiet"]) == 2
+    assert cli(["train", "--data", str(tmp_path / "empty"), "--out", other, "--steps", "1", "--quiet"]) == 2
     assert "no NIfTI cines" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # bad input leaves no run folder
     with pytest.raises(SystemExit):
         cli(["train", "--steps", "many"])
 

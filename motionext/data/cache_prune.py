@@ -71,6 +71,8 @@ def prune_cache(folder, *, dry_run: bool = False) -> PruneReport:
     used again. Do not run it while a process on another machine is building the same cache:
     its partial files cannot be told from a killed build's."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"prune-cache: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"prune-cache: no such cache folder: {folder}")
     report = PruneReport()

@@ -26,10 +26,44 @@ def _load(path) -> "object":
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such NIfTI file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a NIfTI file")
     try:
         return _nibabel().load(str(path))
-    except Exception as exc:
+    except Exception as exc:  # nibabel raises many kinds for a file that is not NIfTI
         raise ValueError(f"cannot read {path} as NIfTI: {exc}") from exc
+
+
+def _read(path, dtype=np.float32):
+    """(voxels as `dtype`, the nibabel image) of a NIfTI file; a truncated or damaged file, or one
+    whose voxels are not real numbers (RGB, complex), is refused with its name."""
+    image = _load(path)
+    stored = np.dtype(image.get_data_dtype())
+    if stored.kind not in "biuf" or stored.fields is not None:
+        raise ValueError(f"{path}: voxels of type {stored} are not real numbers; motionext reads integer or "
+                         "floating-point images")
+    try:
+        return np.asarray(image.dataobj, dtype=dtype), image
+    except Exception as exc:  # EOFError, zlib.error, OSError...: the header promised more than the file holds
+        raise ValueError(f"{path}: the image data cannot be read (truncated or damaged file?): "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def _spacing(path, image, count: int) -> tuple:
+    """The first `count` voxel sizes (mm) of the header, refused unless positive and finite. Read
+    from the header as stored: nibabel's load replaces a zero size by 1 (with only a log message)."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as f:
+            header = type(image.header).from_fileobj(f, check=False)
+    except Exception:  # a header in a file of its own (Analyze .hdr/.img): as nibabel read it
+        header = image.header
+    zooms = tuple(float(z) for z in header.get_zooms()[:count])
+    if len(zooms) < count or not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise ValueError(f"{path}: the header's voxel spacing {zooms} is not {count} positive sizes in mm; "
+                         "fix the header (pixdim)")
+    return zooms
 
 
 def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None = None) -> Cine:
@@ -39,15 +73,12 @@ def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None =
     ``cine.slice(k)``. A 3D file is read as one slice over time, (x, y, t) -> (T, x, y).
     ``labels`` maps source frame indices to label NIfTI paths on the same grid.
     """
-    image = _load(path)
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    zooms = image.header.get_zooms()
+    data, image = _read(path)
+    affine = image.affine
     if data.ndim == 4:
-        frames, spacing = np.moveaxis(data, 3, 0), zooms[:3]
-        affine = image.affine
+        frames, spacing = np.moveaxis(data, 3, 0), _spacing(path, image, 3)
     elif data.ndim == 3:
-        frames, spacing = np.moveaxis(data, 2, 0), zooms[:2]
-        affine = image.affine
+        frames, spacing = np.moveaxis(data, 2, 0), _spacing(path, image, 2)
     else:
         raise ValueError(f"{path}: a cine must be a 4D (x, y, z, t) or 3D (x, y, t) NIfTI; got shape {data.shape}")
     if frames.shape[0] < 2:
@@ -64,9 +95,12 @@ def _read_labels(paths: dict, shape) -> dict:
     on the frames' grid of `shape`."""
     maps = {}
     for t, path in paths.items():
-        label = np.asarray(_load(path).dataobj)
+        label = _read(path, dtype=np.float64)[0]
         if label.shape != tuple(shape):
             raise ValueError(f"{path}: labels of shape {label.shape} do not match the cine frames {tuple(shape)}")
+        if not np.isfinite(label).all() or label.min() < 0 or label.max() > 255:
+            raise ValueError(f"{path}: a label map holds integers 0-255; got values from {np.nanmin(label)} to "
+                             f"{np.nanmax(label)}{' and NaN/Inf' if not np.isfinite(label).all() else ''}")
         maps[int(t)] = np.rint(label).astype(np.uint8)
     return maps
 
@@ -79,14 +113,15 @@ def read_frames(folder, *, ed: int = 0) -> Cine:
     paths = sorted(p for p in folder.iterdir() if p.name.endswith(NIFTI_SUFFIXES))
     if len(paths) < 2:
         raise ValueError(f"{folder}: a cine needs at least 2 NIfTI frames; found {len(paths)}")
-    images = [_load(p) for p in paths]
-    arrays = [np.asarray(im.dataobj, dtype=np.float32) for im in images]
+    arrays, images = zip(*[_read(p) for p in paths])
     arrays = [a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a for a in arrays]
     if any(a.shape != arrays[0].shape for a in arrays):
         raise ValueError(f"{folder}: frames differ in shape: {sorted({a.shape for a in arrays})}")
     if arrays[0].ndim not in (2, 3):
         raise ValueError(f"{folder}: each frame must be 2D or 3D; got {arrays[0].shape}")
-    spacing = images[0].header.get_zooms()[: arrays[0].ndim]
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(f"{folder}: a frame contains NaN or Inf values")
+    spacing = _spacing(paths[0], images[0], arrays[0].ndim)
     cine = Cine(np.stack(arrays), spacing, images[0].affine, name=folder.name)
     return cine.with_ed_first(ed) if ed else cine
 
@@ -146,17 +181,18 @@ def _read_ed_es_frames(folder: Path, info_path: Path, ed: int, es: int, count: i
         if not paths:
             raise FileNotFoundError(f"{folder}: no *_4d.nii(.gz) cine and no frame {frame + 1:02d} "
                                     f"(*_frame{frame + 1:02d}.nii.gz) for {'ED' if index == 0 else 'ES'}")
-        volumes.append(_load(paths[0]))
+        volumes.append((paths[0], *_read(paths[0])))
         if frame in labels:
             label_maps[index] = labels[frame]
-    arrays = [np.asarray(v.dataobj, dtype=np.float32) for v in volumes]
+    arrays = [array for _, array, _ in volumes]
     if arrays[0].ndim != 3 or arrays[0].shape != arrays[1].shape:
         raise ValueError(f"{folder}: the ED and ES frames must be 3D volumes of one shape; "
                          f"got {arrays[0].shape} and {arrays[1].shape}")
     if not all(np.isfinite(a).all() for a in arrays):
         raise ValueError(f"{folder}: the ED or ES frame contains NaN or Inf values")
     maps = _read_labels(label_maps, arrays[0].shape)
-    return Cine(np.stack(arrays), volumes[0].header.get_zooms()[:3], volumes[0].affine, maps, es=1,
+    path, _, image = volumes[0]
+    return Cine(np.stack(arrays), _spacing(path, image, 3), image.affine, maps, es=1,
                 name=folder.name, times=(0.0, ((es - ed) % count) / count))
 
 

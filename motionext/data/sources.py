@@ -73,7 +73,11 @@ def read_unit(unit: Path) -> list:
     from .nifti import read_acdc_patient, read_cine
 
     unit = Path(unit)
-    return _slices(read_acdc_patient(unit) if unit.is_dir() else read_cine(unit))
+    try:
+        return _slices(read_acdc_patient(unit) if unit.is_dir() else read_cine(unit))
+    except (ValueError, FileNotFoundError) as exc:
+        # a cohort is used whole or not at all: no run on part of it without saying so
+        raise type(exc)(f"{exc} (stopping: fix or remove {unit})") from None
 
 
 def read_path(path: Path) -> list:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .. import validate as v
+
 
 @dataclass
 class ModelConfig:
@@ -24,26 +26,33 @@ class ModelConfig:
     symmetric: bool = True             # also compare I_t warped by exp(-v) with I_0
     velocity_scale: float = 10.0       # the decoder's output, in voxels, is multiplied by this (docs/model.md)
     ed_feature_channels: tuple = (8, 16, 16, 16)  # ED features the decoder sees at scales 1..1/8; () = ED itself
+    spacing: float = 1.5               # mm, in-plane: the grid it was trained on, which inference resamples to
 
     def __post_init__(self):
-        self.image_size = tuple(int(s) for s in self.image_size)
-        for name in ("encoder_channels", "decoder_channels", "tcn_dilations", "ed_feature_channels"):
-            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
-        if self.ndim not in (2, 3) or len(self.image_size) != self.ndim:
-            raise ValueError(f"ModelConfig: ndim {self.ndim} needs an image_size of {self.ndim} axes; got {self.image_size}")
+        c = "ModelConfig"
+        self.ndim = v.choice(c, "ndim", self.ndim, (2, 3))
+        self.image_size = v.integers(c, "image_size", self.image_size, lengths=(self.ndim,), minimum=8)
         if any(s % 8 for s in self.image_size):
-            raise ValueError(f"ModelConfig: every image_size axis must be a multiple of 8; got {self.image_size}")
-        if len(self.encoder_channels) != 4 or len(self.decoder_channels) != 4:
-            raise ValueError("ModelConfig: encoder_channels and decoder_channels need 4 entries each")
-        if len(self.ed_feature_channels) not in (0, 4):
-            raise ValueError(f"ModelConfig: ed_feature_channels needs 4 entries (scales 1, 1/2, 1/4, 1/8) or none; "
-                             f"got {self.ed_feature_channels}")
-        if self.tcn_padding not in ("zeros", "cyclic"):
-            raise ValueError(f"ModelConfig: tcn_padding must be 'zeros' or 'cyclic'; got {self.tcn_padding!r}")
-        if not (isinstance(self.velocity_scale, (int, float)) and self.velocity_scale > 0):
-            raise ValueError(f"ModelConfig: velocity_scale must be positive; got {self.velocity_scale!r}")
-        if not 0.0 <= self.tds_probability <= 1.0:
-            raise ValueError(f"ModelConfig: tds_probability must be in [0, 1]; got {self.tds_probability}")
+            raise ValueError(f"{c}: every image_size axis must be a multiple of 8; got {self.image_size}")
+        self.latent_dim = v.integer(c, "latent_dim", self.latent_dim, minimum=1)
+        self.encoder_channels = v.integers(c, "encoder_channels", self.encoder_channels, lengths=(4,))
+        self.decoder_channels = v.integers(c, "decoder_channels", self.decoder_channels, lengths=(4,))
+        # (scales 1, 1/2, 1/4, 1/8), or none: the ED frame itself
+        self.ed_feature_channels = v.integers(c, "ed_feature_channels", self.ed_feature_channels, lengths=(0, 4))
+        self.tcn_kernel = v.odd(c, "tcn_kernel", self.tcn_kernel)  # odd: the padding is symmetric
+        self.tcn_dilations = v.integers(c, "tcn_dilations", self.tcn_dilations)
+        if not self.tcn_dilations:
+            raise ValueError(f"{c}: tcn_dilations needs at least one layer's dilation; got ()")
+        v.choice(c, "tcn_padding", self.tcn_padding, ("zeros", "cyclic"))
+        self.smoothing_mm = v.number(c, "smoothing_mm", self.smoothing_mm, minimum=0)
+        self.temporal_sigma = v.number(c, "temporal_sigma", self.temporal_sigma, minimum=0)
+        self.squaring_steps = v.integer(c, "squaring_steps", self.squaring_steps, minimum=1, maximum=30)
+        self.lncc_window = v.odd(c, "lncc_window", self.lncc_window, maximum=min(self.image_size))
+        self.recon_weight = v.number(c, "recon_weight", self.recon_weight, positive=True)
+        self.tds_probability = v.number(c, "tds_probability", self.tds_probability, minimum=0, maximum=1)
+        v.flag(c, "symmetric", self.symmetric)
+        self.velocity_scale = v.number(c, "velocity_scale", self.velocity_scale, positive=True)
+        self.spacing = v.number(c, "spacing", self.spacing, positive=True)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -52,6 +61,8 @@ class ModelConfig:
     def from_dict(cls, data: dict, *, saved: bool = True) -> "ModelConfig":
         """Settings from a dict: `saved` (read from a checkpoint) gives the settings it lacks their
         values from before they were saved (LEGACY_SETTINGS); new settings take the defaults."""
+        if not isinstance(data, dict):
+            raise ValueError(f"ModelConfig: settings must be a JSON object / dict of name: value; got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -60,4 +71,4 @@ class ModelConfig:
 
 
 # What a setting was before it was saved with the weights: checkpoints written without it read so.
-LEGACY_SETTINGS = {"velocity_scale": 1.0, "ed_feature_channels": ()}
+LEGACY_SETTINGS = {"velocity_scale": 1.0, "ed_feature_channels": (), "spacing": 1.5}

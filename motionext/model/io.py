@@ -3,6 +3,7 @@ read with torch.load(weights_only=True): loading one runs no code."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -53,18 +54,27 @@ def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such checkpoint: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a checkpoint file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable motionext checkpoint: {exc}") from exc
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run code from the file
+        raise ValueError(f"{path} is not a motionext checkpoint: it holds Python objects other than tensors and "
+                         "plain values, and motionext never loads those (loading them can run code)") from None
+    except Exception:
+        raise ValueError(f"{path} is not a motionext checkpoint: not a file written by torch.save, or a truncated "
+                         "or damaged one") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a motionext checkpoint")
+        raise ValueError(f"{path} is not a motionext checkpoint: it was written by torch.save, but not by motionext")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(
             f"{path} has checkpoint format {version} (written by motionext {data.get('motionext_version')}); "
             f"this motionext reads format {FORMAT_VERSION}"
         )
+    if not isinstance(data.get("config"), dict) or not isinstance(data.get("model"), dict):
+        raise ValueError(f"{path} is a damaged motionext checkpoint: its model settings or weights are missing")
     return data
 
 

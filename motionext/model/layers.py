@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..ops._autocast import autocast_off
 from .config import ModelConfig
 
 
@@ -45,7 +46,9 @@ class Encoder(nn.Module):
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
         h = self.features(torch.cat([moving, fixed], dim=1)).flatten(1)
-        return self.mean(h), self.log_var(h)
+        with autocast_off(h):  # the KL term's exp(log_var) and sums need more than half precision
+            h = h.to(self.mean.weight.dtype)
+            return self.mean(h), self.log_var(h)
 
 
 class TemporalNetwork(nn.Module):
@@ -111,7 +114,10 @@ class Decoder(nn.Module):
         scales = [x.repeat_interleave(repeats, dim=0) if repeats > 1 else x for x in scales]
         for layer, ed in zip(self.up, scales):
             h = F.leaky_relu(layer(torch.cat([h, ed], dim=1)), 0.2)
-        return self.scale * self.velocity(torch.cat([h, scales[3]], dim=1))
+        h = torch.cat([h, scales[3]], dim=1)
+        # velocities of several voxels need more than half precision's 8 or 11 bits of mantissa
+        with autocast_off(h):
+            return self.scale * self.velocity(h.to(self.velocity.weight.dtype))
 
 
 class EDFeatures(nn.Module):

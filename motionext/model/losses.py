@@ -67,14 +67,17 @@ def propagated_label_dice(labels: torch.Tensor, labelled: torch.Tensor, displace
                           classes=(1, 2, 3), mode: str = "bilinear") -> torch.Tensor | None:
     """Soft Dice of the ED labels (labels[:, 0]) warped to every other labelled frame, against that
     frame's labels: the mean over frames and over the classes present in both, or None when no
-    frame after ED is labelled. labels (B, T, *S) integer, labelled (B, T) bool, displacement
+    frame after ED is labelled. labels (B, T, *S) integer, labelled (B, T) bool (on any device),
+    displacement
     (B, T, ndim, *S) in voxels. With mode "bilinear" it is differentiable in the displacement
     (the label maps are warped one-hot); "nearest" gives the hard Dice of nearest-neighbour
     propagation, as evaluation measures it."""
     pick = labelled.clone()
     pick[:, 0] = False
     pick &= labelled[:, :1]
-    items, frames = pick.nonzero(as_tuple=True)
+    # `labelled` may stay on the host (training keeps it there): then finding the frames needs no
+    # device sync, and the indices move to the labels' device
+    items, frames = (i.to(labels.device) for i in pick.nonzero(as_tuple=True))
     if items.numel() == 0:
         return None
     values = torch.as_tensor(classes, device=labels.device).view(1, -1, *([1] * (labels.dim() - 2)))

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from .. import ops
+from ..ops._autocast import autocast_off
 from .config import ModelConfig
 from .layers import Decoder, Encoder, TemporalNetwork, smooth_spatial, smooth_temporal
 
@@ -57,7 +58,8 @@ class MotionModel(nn.Module):
 
     def motion_matrix(self, z_tilde: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """z~ (B, T, d) and times (B, T) -> the motion matrix z (B, T, d)."""
-        return self.temporal(z_tilde.transpose(1, 2), times).transpose(1, 2)
+        # in z~'s dtype: under autocast the network runs in half precision, the codes stay full
+        return self.temporal(z_tilde.transpose(1, 2), times).transpose(1, 2).to(z_tilde.dtype)
 
     def decode(self, z: torch.Tensor, moving: torch.Tensor, spacing) -> torch.Tensor:
         """z (B, T, d), ED frame (B, *S), spacing (mm per axis) -> smoothed velocities (B, T, ndim, *S)."""
@@ -65,8 +67,9 @@ class MotionModel(nn.Module):
         spatial = moving.shape[1:]
         velocity = self.decoder(z.reshape(b * t, -1), moving.unsqueeze(1), repeats=t)
         sigmas = [self.config.smoothing_mm / float(s) for s in spacing]
-        velocity = smooth_spatial(velocity, sigmas).view(b, t, self.config.ndim, *spatial)
-        return smooth_temporal(velocity, self.config.temporal_sigma, cyclic=self.config.tcn_padding == "cyclic")
+        with autocast_off(velocity):  # the decoder's velocity is full precision (layers.Decoder): keep it so
+            velocity = smooth_spatial(velocity, sigmas).view(b, t, self.config.ndim, *spatial)
+            return smooth_temporal(velocity, self.config.temporal_sigma, cyclic=self.config.tcn_padding == "cyclic")
 
     def exponentiate(self, velocity: torch.Tensor) -> torch.Tensor:
         """Velocities (B, T, ndim, *S) -> displacements of exp(v), same shape."""

@@ -2,7 +2,8 @@
 
 Every function takes a model from :func:`motionext.load_model` and frames with ED first, as a
 (T, *S) array/tensor on the model's grid, a Cine or a NIfTI path. Displacements are in voxels
-and map frame-t coordinates to ED: ``warp(ED, displacements[t]) ≈ frame t``.
+and map frame-t coordinates to ED: ``warp(ED, displacements[t]) ≈ frame t``. Results are tensors
+on the model's device.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import numpy as np
 import torch
 
 from .. import ops
+from ..data.cine import even_phases
 from ..model.motion_model import normalized_times
-from .inputs import as_sequence
+from ..validate import choice, integer
+from .inputs import as_sequence, model_device
+
+MAX_SAMPLED = 1000  # frames or samples: a cycle has 20-30 frames; more would only exhaust memory
 from .refine import RefineSettings, refine_motion
 
 
@@ -34,7 +39,7 @@ def warp_each(image, displacements, mode: str = "bilinear") -> torch.Tensor:
     """One image (*S), or one image per frame (T, *S), warped by every frame's displacement
     (T, ndim, *S): (T, *S), in the displacements' dtype."""
     u = torch.as_tensor(displacements)
-    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image).to(u.dtype)
+    image = torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image).to(u.device, u.dtype)
     images = image.expand(u.shape[0], *u.shape[2:]) if image.dim() == u.dim() - 2 else image
     return ops.warp(images.unsqueeze(1), u, mode=mode)[:, 0]
 
@@ -71,7 +76,7 @@ def track(model, frames, *, spacing=None, labels=None, refine: int = 0, refine_s
     if labels is None and seq.cine is not None and 0 in seq.cine.labels:
         labels = seq.cine.labels[0]  # a Cine's own ED labels, on the model's grid
     if labels is not None:
-        labels = torch.as_tensor(np.asarray(labels))
+        labels = torch.as_tensor(np.asarray(labels)).to(seq.frames.device)
         if tuple(labels.shape) != tuple(seq.frames.shape[1:]):
             raise ValueError(f"track: labels of shape {tuple(labels.shape)} do not match the frames {tuple(seq.frames.shape[1:])}")
     z, velocity, displacement = _fitted(model, seq, refine, refine_settings, progress)
@@ -115,13 +120,15 @@ class Sampling:
 @torch.no_grad()
 def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spacing=None, seed: int | None = None) -> Sampling:
     """Simulate sequences from an ED frame alone: every z~_t drawn from the prior N(0, I)."""
-    if num_frames < 2 or num_samples < 1:
-        raise ValueError(f"sample: need num_frames >= 2 and num_samples >= 1; got {num_frames}, {num_samples}")
+    integer("sample", "num_frames", num_frames, minimum=2, maximum=MAX_SAMPLED)
+    integer("sample", "num_samples", num_samples, minimum=1, maximum=MAX_SAMPLED)
     ed = np.asarray(ed_frame.detach().cpu() if isinstance(ed_frame, torch.Tensor) else ed_frame)
     seq = as_sequence(model, np.stack([ed, ed]), spacing, what="sample ED frame")
+    # drawn on the CPU, so that a seed gives the same samples on every device
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
-    z = model.motion_matrix(z_tilde, normalized_times(num_frames, num_samples))
+    device = model_device(model)
+    z = model.motion_matrix(z_tilde.to(device), normalized_times(num_frames, num_samples, device))
     ed_batch = seq.frames[:1].expand(num_samples, *seq.frames.shape[1:])
     velocity = model.decode(z, ed_batch, seq.spacing)
     displacement = model.exponentiate(velocity)
@@ -140,7 +147,9 @@ def frame_subset(num_frames: int, *, every: int | None = None, first: int | None
             raise ValueError(f"every must be >= 1; got {every}")
         chosen = list(range(0, num_frames, every))
     elif first is not None:
-        chosen = list(range(min(max(first, 1), num_frames)))
+        if first < 1:
+            raise ValueError(f"first must be >= 1 (ED is frame 0); got {first}")
+        chosen = list(range(min(first, num_frames)))
     elif frames is not None:
         chosen = sorted({0, *[int(f) for f in frames]})
         bad = [f for f in chosen if not 0 <= f < num_frames]
@@ -151,28 +160,53 @@ def frame_subset(num_frames: int, *, every: int | None = None, first: int | None
     return sorted(set(chosen) | {0})
 
 
+FILLS = ("interpolate", "prior")
+
+
+def code_weights(instants: np.ndarray, given_times: np.ndarray, fill: str = "interpolate") -> np.ndarray:
+    """(instants, given) weights that make each instant's code z~ from the given frames' codes.
+    A given frame's instant takes its own code. With "interpolate" every other instant takes the
+    linear interpolation in time of the two given frames around it, the cycle closing at ED (phase
+    1 is ED again); with ED alone there is nothing to interpolate, and it falls back to "prior":
+    the prior mean, 0, as the paper does, leaving the temporal network to fill the instant in."""
+    choice("reconstruct", "fill", fill, FILLS)
+    weights = np.zeros((instants.size, given_times.size))
+    known = np.append(given_times, 1.0)  # given_times is sorted and starts at ED (0)
+    for i, p in enumerate(instants):
+        exact = np.flatnonzero(np.isclose(given_times, p))
+        if exact.size:
+            weights[i, exact[0]] = 1.0
+        elif fill == "interpolate" and given_times.size > 1:
+            after = int(np.searchsorted(known, p, side="right"))
+            w = (p - known[after - 1]) / (known[after] - known[after - 1])
+            weights[i, after - 1] += 1 - w
+            weights[i, after % given_times.size] += w  # after the last given frame: towards ED
+    return weights
+
+
 @torch.no_grad()
-def reconstruct(model, frames, given, *, times=None, spacing=None) -> Tracking:
+def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "interpolate") -> Tracking:
     """The full sequence from a subset of its frames (`given`: indices, ED always included).
-    The missing frames' z~_t are the prior mean; the temporal network fills them in from the
-    given ones. `times` (normalised, in [0, 1)) asks for arbitrary instants instead of the frames
-    (temporal super-resolution); the given frames keep their times t/T."""
+    Each missing frame's code z~_t is interpolated in time between the given frames' posterior
+    codes (`fill="interpolate"`), or is the prior mean as in the paper (`fill="prior"`, also what
+    ED alone gives); the temporal network then reads the whole sequence of codes (see
+    code_weights). `times` (normalised, in [0, 1)) asks for arbitrary instants instead of the
+    frames (temporal super-resolution); the given frames keep their times t/T. Only the given
+    frames are read."""
     seq = as_sequence(model, frames, spacing)
     t = seq.frames.shape[0]
     given = frame_subset(t, frames=given)
-    posterior = _posterior(model, seq.frames)[0]
-    frame_times = torch.arange(t, dtype=torch.float32) / t
-    query = frame_times if times is None else torch.as_tensor(times, dtype=torch.float32).flatten()
-    if query.numel() == 0 or (query < 0).any() or (query >= 1).any():
+    posterior = _posterior(model, seq.frames[given])[0]  # ED first: the given frames alone
+    frame_times = even_phases(t)
+    query = frame_times if times is None else np.asarray(torch.as_tensor(times, dtype=torch.float32).cpu()).ravel()
+    if query.size == 0 or (query < 0).any() or (query >= 1).any():
         raise ValueError(f"reconstruct: times must be in [0, 1); got {query.tolist()}")
-    # One sequence over the distinct instants (given frames and queries) in time order; the given
-    # frames carry their posterior, every other instant the prior mean.
-    instants = torch.unique(torch.cat([frame_times[given], query]))
-    z_tilde = torch.zeros(instants.numel(), model.config.latent_dim)
-    for g in given:
-        z_tilde[torch.isclose(instants, frame_times[g])] = posterior[g]
-    z_all = model.motion_matrix(z_tilde[None], instants[None])[0]
-    z = z_all[[int(torch.isclose(instants, q).nonzero()[0]) for q in query]]
+    # One sequence over the distinct instants (given frames and queries) in time order. The
+    # bookkeeping is on the host; only the codes live on the model's device.
+    instants = np.unique(np.concatenate([frame_times[given], query]))
+    weights = torch.from_numpy(code_weights(instants, frame_times[given], fill)).to(posterior)
+    z_all = model.motion_matrix((weights @ posterior)[None], torch.from_numpy(instants)[None].to(posterior.device))[0]
+    z = z_all[[int(np.flatnonzero(np.isclose(instants, q))[0]) for q in query]]
     velocity, displacement = _decode(model, z[None], seq.frames[0], seq.spacing)
     warped = model.warp_frames(seq.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z, seq.spacing, seq.frames)

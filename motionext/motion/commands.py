@@ -3,8 +3,8 @@ write NIfTI/.npy into an output folder. Outputs are written to a temporary folde
 renamed into place only when everything succeeded, so a failure leaves nothing behind.
 
 Outputs lie on the input's grid by default: displacements are interpolated from the model's
-grid (the input resampled in-plane to 1.5 mm and cropped/padded to 128 × 128) and images are
-warped at the input's resolution and intensities. With grid="model" they stay on the model's
+grid (the input resampled in-plane to the model's spacing, 1.5 mm for the shipped models, and
+cropped/padded to 128 × 128) and images are warped at the input's resolution and intensities. With grid="model" they stay on the model's
 grid, with an affine that keeps their world position.
 """
 
@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from ..data.nifti import read_cine
+from ..files import check_output_folder
 from . import api
 from .grid import InputGrid
 from .inputs import as_sequence
-from .outputs import save_displacements, save_npy, save_sequence
+from .outputs import save_displacements, save_itk_transforms, save_npy, save_sequence
 
 GRIDS = ("input", "model")
 
@@ -30,7 +31,7 @@ GRIDS = ("input", "model")
 @contextlib.contextmanager
 def output_folder(out, overwrite: bool = False):
     """A temporary folder beside `out`, renamed to `out` when the block succeeds."""
-    out = Path(out)
+    out = check_output_folder(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ class _Placement:
         return self.input_grid.displacements(u)
 
     def warp(self, image, u, mode: str = "bilinear") -> np.ndarray:
-        return api.warp_each(image, np.ascontiguousarray(u), mode).numpy()
+        return api.warp_each(image, np.ascontiguousarray(u), mode).cpu().numpy()
 
     def save_sequence(self, path, frames):
         save_sequence(path, frames, self.affine, self.spacing)
@@ -92,12 +93,13 @@ def run_track(model, cine, out, *, grid: str = "input", refine: int = 0, setting
     place = _Placement(cine, result.cine, grid)
     u = place.displacements(result.displacements)
     place.save_displacements(out / "displacements.nii.gz", u)
+    save_itk_transforms(out / "transforms", u, place.affine, place.spacing)  # for ANTs, ITK and Slicer
     place.save_sequence(out / "frames.nii.gz", place.frames)
     place.save_sequence(out / "warped_ed.nii.gz", place.warp(place.frames[0], u))
     if place.labels is not None:
         labels = place.warp(place.labels, u, mode="nearest").round().astype(np.uint8)
         place.save_sequence(out / "labels.nii.gz", labels)
-    save_npy(out / "z.npy", result.z.numpy())
+    save_npy(out / "z.npy", result.z.cpu().numpy())
     return result
 
 
@@ -117,7 +119,7 @@ def run_transport(model, source, target, out, *, grid: str = "input"):
     u = place.displacements(moved.displacements)
     place.save_sequence(out / "transported.nii.gz", place.warp(place.frames[0], u))
     place.save_displacements(out / "displacements.nii.gz", u)
-    save_npy(out / "z_source.npy", moved.z.numpy())
+    save_npy(out / "z_source.npy", moved.z.cpu().numpy())
     return moved
 
 
@@ -131,12 +133,12 @@ def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int
         place.save_sequence(out / f"sample_{i:02d}.nii.gz", place.warp(place.frames[0], u))
     magnitude = np.sqrt((fields.astype(np.float64) ** 2).sum(2))  # (N, T, *S), voxels of the output grid
     place.save_sequence(out / "uncertainty.nii.gz", magnitude.std(0).astype(np.float32))
-    save_npy(out / "z.npy", result.z.numpy())
+    save_npy(out / "z.npy", result.z.cpu().numpy())
     return result
 
 
-def run_reconstruct(model, cine, out, *, given, times=None, grid: str = "input"):
-    result = api.reconstruct(model, cine, given, times=times)
+def run_reconstruct(model, cine, out, *, given, times=None, grid: str = "input", fill: str = "interpolate"):
+    result = api.reconstruct(model, cine, given, times=times, fill=fill)
     place = _place(model, cine, grid)
     u = place.displacements(result.displacements)
     place.save_sequence(out / "reconstructed.nii.gz", place.warp(place.frames[0], u))

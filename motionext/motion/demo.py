@@ -33,13 +33,26 @@ def _row(experiment, motionext, identity=None, linear=None, cubic=None) -> dict:
 
 
 def run_demo(out="motionext-demo", model="pretrained", *, log=print) -> list:
-    """Run the demo; returns the summary rows (also written to OUT/summary.csv and summary.md)."""
+    """Run the demo; returns the summary rows (also written to OUT/summary.csv and summary.md).
+    The outputs appear in OUT when the demo has finished; an earlier demo's OUT is replaced, any
+    other non-empty folder refused."""
+    from .commands import output_folder
+
     out = Path(out)
+    model = load_model(model)
+    with output_folder(out, overwrite=(out / "summary.csv").exists()) as folder:
+        rows, table = _run_demo(folder, model, log)
+    log(f"outputs in {out}/")
+    log(table)
+    return rows
+
+
+def _run_demo(out: Path, model, log) -> tuple:
+    """(summary rows, their Markdown table), with every output written into `out`."""
     for sub in ("sample", "phantom", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     start = time.time()
     step = lambda text: log(f"[{time.time() - start:5.1f}s] {text}")  # noqa: E731
-    model = load_model(model)
     rows = []
 
     # 1. Track the real sample; propagate its ED labels; compare with the manual ES labels.
@@ -127,6 +140,5 @@ def run_demo(out="motionext-demo", model="pretrained", *, log=print) -> list:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join([r["experiment"]] + [cell(r[c]) for c in COLUMNS[1:]]) + " |" for r in rows]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    step(f"done: outputs in {out}/")
-    log("\n".join(lines))
-    return rows
+    step("done")
+    return rows, "\n".join(lines)

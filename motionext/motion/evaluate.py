@@ -17,6 +17,7 @@ import torch
 
 from ..data.phantom import LABELS
 from ..metrics import dice, endpoint_error, folding_fraction, hausdorff95
+from ..validate import integer
 from . import api, registration
 
 STRUCTURES = {"LV-Myo": [LABELS["myocardium"]], "LV-BP": [LABELS["LV"]], "LV": [LABELS["LV"], LABELS["myocardium"]],
@@ -35,7 +36,7 @@ def displacement_gradients(u: np.ndarray, spacing) -> tuple:
 def _measures(u: torch.Tensor, frames: torch.Tensor, ed_labels, es_labels, es: int, spacing, truth) -> dict:
     """The measures of one method's displacements u (T, ndim, *S), in voxels, on one sequence."""
     t = u.shape[0]
-    moved_all = api.warp_each(ed_labels, u, mode="nearest").round().numpy().astype(ed_labels.dtype)
+    moved_all = api.warp_each(ed_labels, u, mode="nearest").round().cpu().numpy().astype(ed_labels.dtype)
     moved = moved_all[es]
     row = {}
     for name, values in STRUCTURES.items():
@@ -45,7 +46,7 @@ def _measures(u: torch.Tensor, frames: torch.Tensor, ed_labels, es_labels, es: i
             continue
         row[f"dice_{name}"] = dice(moved, es_labels, values)
         row[f"hd95_{name}"] = hausdorff95(moved, es_labels, values, spacing)
-    un = u.numpy()
+    un = u.cpu().numpy()
     row["folding"] = float(np.mean([folding_fraction(x) for x in un]))
     row["folding_es"] = folding_fraction(un[es])
     row["rmse"] = float(((api.warp_each(frames[0], u) - frames.to(u.dtype)) ** 2).mean().sqrt())
@@ -74,8 +75,8 @@ def evaluate_sequence(model, cine, *, truth=None, baselines=(), refine: int = 0,
     ed_labels, es_labels = pre.labels[0], pre.labels[es]
     methods = {"": result.displacements, "identity": torch.zeros_like(result.displacements)}
     for name in baselines:
-        u = registration.register_sequence(name, result.frames.numpy(), spacing)
-        methods[name] = torch.from_numpy(u).to(result.displacements.dtype)
+        u = registration.register_sequence(name, result.frames.cpu().numpy(), spacing)
+        methods[name] = torch.from_numpy(u).to(result.displacements)
     ed_v, es_v = (ed_labels == LABELS["LV"]).sum(), (es_labels == LABELS["LV"]).sum()
     row = {"subject": cine.name, "ef_labels": 100 * (ed_v - es_v) / ed_v if ed_v > 0 else float("nan")}
     for method, u in methods.items():
@@ -92,6 +93,8 @@ def evaluate(model, data: str = "phantom", *, subjects: int = 8, baselines=(), r
     `refine_settings`: as in track()."""
     if data == "phantom":
         from ..evaluation import held_out_phantoms
+
+        integer("evaluate", "subjects", subjects, minimum=1)
 
         items = list(held_out_phantoms(subjects, size=model.config.image_size))
     else:

@@ -1,5 +1,5 @@
 """Bringing results back onto the input's own voxel grid. The model works on a resampled,
-cropped copy of the input (1.5 mm, the model's size); preprocessing only scales and shifts the
+cropped copy of the input (the model's spacing and size); preprocessing only scales and shifts the
 in-plane axes, so every input voxel has a position on the model's grid, where displacements and
 maps are interpolated."""
 

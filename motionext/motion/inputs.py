@@ -1,5 +1,6 @@
 """Turning what a user hands the motion API (an array, a tensor, a Cine or a NIfTI path) into the
-model's input: a (T, *S) float32 tensor on the model's grid, intensities normalised as in training."""
+model's input: a (T, *S) float32 tensor on the model's grid and device, intensities normalised as
+in training."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ class Sequence:
     times: torch.Tensor    # (T,) cycle phase of every frame: t / T, or a sparse cine's own (Cine.times)
 
 
-MODEL_SPACING = 1.5  # mm: the in-plane spacing motionext trains at (TrainConfig.spacing)
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str = "frames") -> Sequence:
-    """(T, *S) array/tensor with ED first (`spacing`: its voxel size in mm, default 1.5), or a
-    Cine or NIfTI path, which is preprocessed to the model's grid (1.5 mm, the model's size)
-    whatever `spacing` says."""
+    """(T, *S) array/tensor with ED first (`spacing`: its voxel size in mm, default the model's),
+    or a Cine or NIfTI path, which is preprocessed to the model's grid (its spacing,
+    ModelConfig.spacing, and its size) whatever `spacing` says. The tensors are on the model's device."""
     size = model.config.image_size
     cine = None
     if isinstance(frames, (str, Path)):
@@ -39,7 +41,7 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
             if frames.ndim == 3 and model.config.ndim == 2:
                 raise ValueError(f"{what}: {frames.name} is a 3D cine and the model is 2D; pass cine.slice(k)")
             raise ValueError(f"{what}: a {frames.ndim}D cine does not fit a {model.config.ndim}D model")
-        cine = preprocess(frames, spacing=MODEL_SPACING, size=size[:2])
+        cine = preprocess(frames, spacing=model.config.spacing, size=size[:2])
         frames, spacing = cine.frames, cine.spacing
     array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if array.ndim != model.config.ndim + 1:
@@ -53,6 +55,8 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
         )
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: frames contain NaN or Inf")
-    spacing = tuple(float(s) for s in (spacing if spacing is not None else (MODEL_SPACING,) * model.config.ndim))
-    times = torch.from_numpy(cycle_phases(cine) if cine is not None else even_phases(array.shape[0]))
-    return Sequence(torch.from_numpy(normalize_intensity(array.astype(np.float32))), spacing, cine, times)
+    spacing = tuple(float(s) for s in (spacing if spacing is not None else (model.config.spacing,) * model.config.ndim))
+    device = model_device(model)
+    times = torch.from_numpy(cycle_phases(cine) if cine is not None else even_phases(array.shape[0])).to(device)
+    frames = torch.from_numpy(normalize_intensity(array.astype(np.float32))).to(device)
+    return Sequence(frames, spacing, cine, times)

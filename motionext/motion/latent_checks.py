@@ -22,7 +22,7 @@ def lv_area_ratios(displacements: torch.Tensor, ed_labels) -> np.ndarray:
     if ed_area == 0:
         raise ValueError("the ED labels have no LV blood pool (label 3) to measure")
     moved = api.warp_each(labels.float(), displacements, mode="nearest").round()
-    return ((moved == LV_BLOOD_POOL).flatten(1).sum(1).double() / ed_area).numpy()
+    return ((moved == LV_BLOOD_POOL).flatten(1).sum(1).double() / ed_area).cpu().numpy()
 
 
 def looks_like_a_cycle(ratios: np.ndarray, *, least_contraction: float = 0.03) -> bool:
@@ -56,8 +56,13 @@ def transported_contraction(model, source, target_ed, target_labels, *, spacing=
 
 def reconstruction_errors(model, frames, given, *, spacing=None) -> dict:
     """Root-mean-square intensity error, over the frames not given, of the sequence rebuilt from
-    the `given` frames (ED always among them): motionext, and linear and cubic interpolation of
-    the given frames' velocities (the velocities motionext tracks from every frame)."""
+    the `given` frames (ED always among them): motionext ("motionext", codes interpolated;
+    "motionext-prior", the paper's prior-mean codes), and linear and cubic interpolation of the
+    velocities the model gives the given frames from those frames alone. "tracked" is the error
+    of tracking with every frame seen: the floor for all of them.
+
+    Interpolating the velocities of a tracking of the whole sequence would not be a rebuild from
+    the given frames: the temporal network has then seen the missing ones."""
     tracked = api.track(model, frames, spacing=spacing)
     rebuilt = api.reconstruct(model, frames, given, spacing=spacing)
     count = tracked.frames.shape[0]
@@ -70,8 +75,10 @@ def reconstruction_errors(model, frames, given, *, spacing=None) -> dict:
     def rmse(sequence):
         return float(((sequence[missing] - truth) ** 2).mean().sqrt())
 
-    errors = {"motionext": rmse(rebuilt.warped)}
+    errors = {"motionext": rmse(rebuilt.warped),
+              "motionext-prior": rmse(api.reconstruct(model, frames, given, spacing=spacing, fill="prior").warped)}
     for kind in ("linear", "cubic"):
-        warped, _ = reconstruct_by_interpolation(tracked.frames[0], tracked.velocities[given], given, count, kind)
+        warped, _ = reconstruct_by_interpolation(tracked.frames[0], rebuilt.velocities[given], given, count, kind)
         errors[kind] = rmse(warped)
+    errors["tracked"] = rmse(tracked.warped)
     return errors

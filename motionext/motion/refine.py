@@ -38,6 +38,7 @@ from ..model.layers import smooth_spatial, smooth_temporal
 from ..model.losses import (global_ncc, motion_loss, spatial_curvature_penalty, spatial_gradient_penalty,
                             temporal_curvature_penalty)
 from ..model.motion_model import normalized_times
+from ..ops._autocast import autocast_off
 from ..ops._checks import check_odd_window
 
 
@@ -104,19 +105,20 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     from tqdm.auto import tqdm
 
     sequence = frames[None]
-    times = normalized_times(frames.shape[0]) if times is None else times.reshape(1, -1).to(frames)
+    times = normalized_times(frames.shape[0], device=frames.device) if times is None else times.reshape(1, -1).to(frames)
     sigmas = [settings.residual_sigma_mm / float(s) for s in spacing]
     codes = z_tilde.detach().clone()[None].requires_grad_(True)
-    raw = torch.zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
+    raw = frames.new_zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
     in_time = frames.shape[0] >= 3  # a pair's (ED, ES) two frames are not neighbours in time
     cyclic = model.config.tcn_padding == "cyclic"
 
     def residual():
-        smooth = smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
-        if not in_time:
-            return smooth
-        # smoothed in time as the decoder's velocities are, so that the frames move consistently
-        return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=cyclic)
+        with autocast_off(raw):  # added to the decoder's velocity, which is full precision
+            smooth = smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
+            if not in_time:
+                return smooth
+            # smoothed in time as the decoder's velocities are, so that the frames move consistently
+            return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=cyclic)
 
     # no wider than the image's shortest axis (a thin 3-D stack), kept odd
     shortest = min(frames.shape[1:])
@@ -140,7 +142,7 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             if in_time and settings.temporal_smoothness_weight:
                 loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
                     velocity, spacing, cyclic=cyclic).sum()
-            if not torch.isfinite(loss):
+            if loss.device.type != "meta" and not torch.isfinite(loss):  # meta tensors have no values
                 raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
             # only the codes and the residual: the model's parameters get no gradient
             codes.grad, raw.grad = torch.autograd.grad(loss, [codes, raw])

@@ -1,6 +1,11 @@
 """Argument checks of the public ops, shared by both backends. Each message names the op and
-the argument. Value checks (NaN/Inf) cost one summing pass over the data; set
-MOTIONEXT_CHECK_FINITE=0 to skip them."""
+the argument.
+
+The value check (NaN/Inf) costs one summing pass over the data and reads one number back. On the
+CPU that is cheap (benchmarks/RESULTS.md); on a GPU reading it back waits for every queued kernel,
+once per op call, so by default it runs on CPU tensors only. On other devices the inputs of the
+motion API are checked where they enter and training checks its loss once per step.
+MOTIONEXT_CHECK_FINITE=1 checks on every device, 0 on none."""
 
 from __future__ import annotations
 
@@ -57,8 +62,23 @@ def check_odd_window(op: str, name: str, window) -> None:
         raise ValueError(f"{op}: argument '{name}' must be a positive odd integer; got {window!r}")
 
 
+CHECK_FINITE_VAR = "MOTIONEXT_CHECK_FINITE"
+
+
+def finite_check_applies(t: torch.Tensor) -> bool:
+    """Whether check_finite looks at `t`: see the module's docstring. Never under torch.compile,
+    never on the meta device (no values)."""
+    if torch.compiler.is_compiling() or t.device.type == "meta":
+        return False
+    setting = os.environ.get(CHECK_FINITE_VAR, "auto").strip().lower()
+    if setting not in ("auto", "0", "1"):
+        raise ValueError(f"{CHECK_FINITE_VAR}={setting!r}: use 1 (check on every device), 0 (never) or auto "
+                         "(CPU tensors only, the default)")
+    return setting == "1" or (setting == "auto" and t.device.type == "cpu")
+
+
 def check_finite(op: str, name: str, t: torch.Tensor) -> None:
-    if os.environ.get("MOTIONEXT_CHECK_FINITE", "1") == "0" or torch.compiler.is_compiling():
+    if not finite_check_applies(t):
         return
     # A sum is a single vectorised pass without a temporary, and any NaN or Inf makes it
     # non-finite. Finite values that overflow the sum (beyond 1e38 in float32) are rare; the

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 
 from . import _checks, reference
+from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
 OP = "motionext.ops.lncc"
 REDUCTIONS = ("mean", "sum", "none")
 
 
+@float32_under_autocast
 def lncc(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -73,6 +75,7 @@ def _register() -> None:
         return (grad_a if need_a else None, grad_b if need_b else None, None, None, None)
 
     torch.library.register_autograd("motionext::lncc", backward, setup_context=setup_context)
+    register_float32_autocast("motionext::lncc")
 
 
 if compiled_available():

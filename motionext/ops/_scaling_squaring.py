@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, reference
+from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
 OP = "motionext.ops.scaling_squaring"
@@ -13,6 +14,7 @@ PADDINGS = ("border", "zeros")
 MAX_STEPS = 30
 
 
+@float32_under_autocast
 def scaling_squaring(velocity: torch.Tensor, *, steps: int = 7, padding: str = "border") -> torch.Tensor:
     """Displacement (voxels) of exp(velocity) by scaling and squaring.
 
@@ -75,6 +77,7 @@ def _register() -> None:
         return grad_velocity, None, None, None
 
     torch.library.register_autograd("motionext::scaling_squaring", backward, setup_context=setup_context)
+    register_float32_autocast("motionext::scaling_squaring")
 
 
 if compiled_available():

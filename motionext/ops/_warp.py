@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks, reference
+from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
 OP = "motionext.ops.warp"
@@ -12,6 +13,7 @@ MODES = ("bilinear", "trilinear", "nearest")
 PADDINGS = ("border", "zeros")
 
 
+@float32_under_autocast
 def warp(
     image: torch.Tensor,
     displacement: torch.Tensor,
@@ -62,6 +64,7 @@ def _register() -> None:
         return (grad_image if need_image else None, grad_field if need_field else None, None, None)
 
     torch.library.register_autograd("motionext::warp", backward, setup_context=setup_context)
+    register_float32_autocast("motionext::warp")
 
 
 if compiled_available():
