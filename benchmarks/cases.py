@@ -16,7 +16,11 @@ SIZES = {
     "3d-gpu": ((1, 1, 160, 192, 224), (1, 3, 160, 192, 224)),
 }
 OPS = ("warp", "scaling_squaring", "lncc")
-PASSES = ("forward", "forward+backward")
+# forward+backward: the gradient training needs (the displacement's or velocity's for warp and
+# scaling-and-squaring, the moving image's for LNCC); "every input": also the warped image's and
+# LNCC's second image's, as a feature map or a jointly trained image would need.
+PASSES = ("forward", "forward+backward", "forward+backward, every input")
+GRADIENTS = {"forward": "none", "forward+backward": "one", "forward+backward, every input": "all"}
 # The fields warp and scaling-and-squaring run on:
 # - "noise": independent normal values with a std of 3 voxels at every voxel. The worst case
 #   for the compiled CPU path, since no two neighbouring points share a cell.
@@ -49,22 +53,26 @@ def make_field(op: str, size: str, kind: str, g: torch.Generator, dtype) -> torc
     return _model_fields()["velocity" if op == "scaling_squaring" else "displacement"].to(dtype)
 
 
-def make_case(op: str, size: str, backward: bool, device: str = "cpu", dtype=torch.float32, seed: int = 0,
+def make_case(op: str, size: str, backward, device: str = "cpu", dtype=torch.float32, seed: int = 0,
               field: str = "noise"):
-    """A zero-argument function that runs `op` once (the backend is chosen by the caller)."""
+    """A zero-argument function that runs `op` once (the backend is chosen by the caller).
+    `backward`: False, True (the one gradient of PASSES) or "all" (every input's)."""
+    every = backward == "all"
+    backward = bool(backward)
     image_shape, _ = SIZES[size]
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(image_shape, generator=g, dtype=dtype).to(device)
     field = make_field(op, size, field, g, dtype).clone().to(device)
     if op == "warp":
         field.requires_grad_(backward)
+        image.requires_grad_(every)
         run = lambda: ops.warp(image, field).sum()  # noqa: E731
     elif op == "scaling_squaring":
         field.requires_grad_(backward)
         run = lambda: ops.scaling_squaring(field, steps=7).sum()  # noqa: E731
     elif op == "lncc":
         moving = image.clone().requires_grad_(backward)
-        target = torch.rand(image_shape, generator=g, dtype=dtype).to(device)
+        target = torch.rand(image_shape, generator=g, dtype=dtype).to(device).requires_grad_(every)
         run = lambda: ops.lncc(moving, target, window=9)  # noqa: E731
     else:
         raise ValueError(f"unknown op {op!r}")
@@ -81,6 +89,16 @@ def make_case(op: str, size: str, backward: bool, device: str = "cpu", dtype=tor
             step()
 
     return step if backward else step_without_grad
+
+
+def case_gradients(pass_: str):
+    """make_case's `backward` for a pass of PASSES."""
+    return {"none": False, "one": True, "all": "all"}[GRADIENTS[pass_]]
+
+
+def applies(op: str, pass_: str) -> bool:
+    """Scaling-and-squaring has one input: its every-input pass is its forward+backward."""
+    return not (op == "scaling_squaring" and GRADIENTS[pass_] == "all")
 
 
 def voxels(size: str) -> int:

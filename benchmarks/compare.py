@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cases import FIELDS, OPS, PASSES, make_case, voxels  # noqa: E402
+from cases import FIELDS, OPS, PASSES, applies, case_gradients, make_case, voxels  # noqa: E402
 
 from motionext import ops  # noqa: E402
 
@@ -38,7 +38,8 @@ def median_times(op, size, backward, device, repeats, min_seconds, field="noise"
             fn()  # warm-up
         runs[backend] = fn
     times = {"compiled": [], "reference": []}
-    # CUDA kernels run asynchronously: without a sync the clock would time only their launch
+    # CUDA kernels run asynchronously: each case syncs at its end (cases.py), and this sync keeps
+    # the other backend's queued work out of the clock
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     start = time.perf_counter()
     while len(times["compiled"]) < repeats or time.perf_counter() - start < min_seconds:
@@ -52,6 +53,26 @@ def median_times(op, size, backward, device, repeats, min_seconds, field="noise"
         if len(times["compiled"]) >= 200:
             break
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def cpu_description() -> str:
+    """The CPU's model and cache sizes (Linux), for telling machines apart in RESULTS.md."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        caches = []
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if kind != "Instruction":
+                caches.append(f"L{level} {(index / 'size').read_text().strip()}")
+        flags = Path("/proc/cpuinfo").read_text()
+        simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+        return f"{model}, {os.cpu_count()} cores, caches {', '.join(caches)}, {' '.join(simd)}"
+    except OSError:
+        return model
 
 
 def _rss_kib(field: str) -> int:
@@ -111,7 +132,7 @@ def main(argv=None):
         sys.exit(f"compiled extension not loaded: {info['load_error']}")
     header = (
         f"motionext kernels vs reference | device={args.device} | torch {torch.__version__} | "
-        f"threads={torch.get_num_threads()} | {platform.processor() or platform.machine()}"
+        f"threads={torch.get_num_threads()} | {cpu_description()}"
     )
     print(header)
     rows = []
@@ -120,8 +141,8 @@ def main(argv=None):
     cases = [(size, op, field) for size in args.sizes for op in args.ops for field in args.fields
              if (field == "noise" or size == "2d-seq") and (op != "lncc" or field == args.fields[0])]
     for size, op, field in cases:
-        for name in PASSES:
-            backward = name != "forward"
+        for name in [p for p in PASSES if applies(op, p)]:
+            backward = case_gradients(name)
             t = median_times(op, size, backward, args.device, args.repeats, args.min_seconds, field)
             row = {
                 "op": op, "size": size, "field": field if op != "lncc" else "-", "pass": name,

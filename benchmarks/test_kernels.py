@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cases import OPS, PASSES, make_case, voxels  # noqa: E402
+from cases import OPS, PASSES, applies, case_gradients, make_case, voxels  # noqa: E402
 
 from motionext import ops  # noqa: E402
 
@@ -28,8 +28,10 @@ CASES = [(size, "noise") for size in SIZES] + [("2d-seq", "model")]
 def test_kernel(benchmark, backend, op, pass_, size, field):
     if op == "lncc" and field != "noise":
         pytest.skip("LNCC takes no field")
+    if not applies(op, pass_):
+        pytest.skip("scaling-and-squaring has one input")
     with ops.use_backend(backend):
-        fn = make_case(op, size, pass_ != "forward", DEVICE, field=field)
+        fn = make_case(op, size, case_gradients(pass_), DEVICE, field=field)
         benchmark.extra_info["voxels"] = voxels(size)
         benchmark.group = f"{op} {pass_} {size} {field}"
         benchmark.pedantic(fn, rounds=5, iterations=1, warmup_rounds=1)

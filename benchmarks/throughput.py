@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TRAIN_ARGS = ["train", "--data", "phantom", "--phantom-subjects", "4", "--val-every", "1000000",
+TRAIN_ARGS = ["train", "--data", "phantom", "--phantom-subjects", "4", "--batch-size", "1", "--val-every", "1000000",
               "--checkpoint-every", "1000000", "--quiet"]
 
 

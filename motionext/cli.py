@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dice-weight", type=float,
                    help="optional anatomical term: weight on 1 - Dice of the ED labels propagated to labelled frames "
                         "(default 0: unsupervised, as in the paper)")
-    p.add_argument("--batch-size", type=int, help="sequences per process and step (default 1)")
+    p.add_argument("--batch-size", type=int, help="sequences per process and step (default 8; batches of 1 learn far slower, docs/model.md)")
     p.add_argument("--frames", dest="num_frames", type=int,
                    help="resample every sequence to this many frames (needed for --batch-size > 1 "
                         "when sequences differ in length)")

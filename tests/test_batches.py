@@ -35,6 +35,24 @@ def test_sampler_resumes_at_any_step_and_refuses_tiny_datasets():
         EpochBatchSampler(3, 2, world=2)
 
 
+def test_mixed_lengths_train_in_batches_of_one_length_on_any_number_of_processes():
+    lengths = [2] * 9 + [20] * 5 + [12] * 3  # ED/ES pairs, whole cines, and a group smaller than a batch
+    epoch = 10  # steps per epoch: 3 + 2 + 1 global batches of 4 (2 × 2)
+    one = _steps(EpochBatchSampler(len(lengths), 4, seed=3, lengths=lengths), 2 * epoch)
+    ranks = [_steps(EpochBatchSampler(len(lengths), 2, rank=r, world=2, seed=3, lengths=lengths), 2 * epoch)
+             for r in range(2)]
+    assert EpochBatchSampler(len(lengths), 4, lengths=lengths).steps_per_epoch == 6
+    for step in range(12):
+        assert len({lengths[i] for i, _ in one[step]}) == 1  # one length per batch
+        assert sorted(one[step]) == sorted(ranks[0][step] + ranks[1][step])
+    first = {i for batch in one[:6] for i, _ in batch}
+    assert first == set(range(len(lengths)))  # every sequence trains in every epoch
+    assert [[i for i, _ in b] for b in one[:6]] != [[i for i, _ in b] for b in one[6:12]]  # reshuffled
+    assert len({lengths[b[0][0]] for b in one[:6]}) == 3
+    resumed = _steps(EpochBatchSampler(len(lengths), 4, seed=3, lengths=lengths, start_step=4), 8)
+    assert resumed == one[4:12]
+
+
 def _sequences(lengths):
     rng = np.random.default_rng(0)
     return [Cine(rng.random((t, 16, 16)).astype(np.float32), (1.5, 1.5), name=f"s{i}") for i, t in enumerate(lengths)]

@@ -24,7 +24,7 @@ SETTINGS = dict(data="phantom", phantom_subjects=5, size=(32, 32), num_frames=8,
 def _torchrun(out, steps, *extra, wait=True, **kw):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "motionext", "train", "--data", "phantom", "--phantom-subjects", "5", "--size", "32", "32",
-               "--frames", "8", "--val-every", "1000", "--seed", "2", "--model", json.dumps(TINY_MODEL),
+               "--frames", "8", "--batch-size", "1", "--val-every", "1000", "--seed", "2", "--model", json.dumps(TINY_MODEL),
                "--steps", str(steps), "--out", str(out), "--quiet", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if not wait:

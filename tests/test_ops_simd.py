@@ -61,14 +61,20 @@ def _run_all():
             out = torch.ops.motionext.warp(image, field, "bilinear", padding)
             grad = torch.rand_like(out)
             _, grad_field = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding, [False, True])
-            results[f"{shape}-{kind}-{padding}"] = (out, grad_field)
+            # the image's gradient, the spread, alone and with the displacement's
+            grad_image, grad_both = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding,
+                                                                      [True, True])
+            grad_image_alone, _ = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding,
+                                                                    [True, False])
+            results[f"{shape}-{kind}-{padding}"] = (out, grad_field, grad_image, grad_both, grad_image_alone)
             velocity = field / 3
             u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
             grad_u = torch.rand_like(u)
             grad_u[0, 1, 3, 2] = float("inf")  # a zero weight must not spread it
             grad_velocity = torch.ops.motionext.scaling_squaring_backward(grad_u, velocity, trajectory, 5,
                                                                            padding)
-            results[f"{shape}-{kind}-{padding}-squaring"] = (u, grad_velocity)
+            results[f"{shape}-{kind}-{padding}-squaring"] = (u, grad_velocity, grad_velocity, grad_velocity,
+                                                             grad_velocity)
     return results
 
 
@@ -88,7 +94,8 @@ def test_vectorised_paths_match_the_scalar_math(tmp_path):
     env = {**os.environ, "MOTIONEXT_CPU_SIMD": "0"}
     subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "scalar.pt")], env=env, check=True, timeout=300)
     scalar = torch.load(tmp_path / "scalar.pt")
-    for key, (out, grad_field) in vector.items():
+    for key, (out, *grads) in vector.items():
         torch.testing.assert_close(out, scalar[key][0], rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
-        torch.testing.assert_close(grad_field, scalar[key][1], rtol=1e-4, atol=1e-5, equal_nan=True, msg=key)
+        for k, grad in enumerate(grads, start=1):
+            torch.testing.assert_close(grad, scalar[key][k], rtol=1e-4, atol=1e-5, equal_nan=True, msg=f"{key} {k}")
         assert out.isnan().any() and (~out.isnan()).any()  # NaN where a point is not finite, values elsewhere

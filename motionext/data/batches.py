@@ -78,22 +78,58 @@ class EpochBatchSampler(Sampler):
     `start_step` on. Each epoch is a fresh permutation (torch's DistributedSampler, seeded by
     `seed` and the epoch, without padding); process r takes positions r, r + world, ... of it.
     Step s of any world size therefore covers positions s·B .. s·B + B - 1 of its epoch, where
-    B = world × batch_size is the global batch."""
+    B = world × batch_size is the global batch.
+
+    With `lengths` (frames per sequence; training passes them), every global batch holds
+    sequences of one length: each length's sequences, in the epoch's permuted order, are cut into
+    global batches (the last one filled up with that length's first sequences of the epoch, so
+    every sequence trains each epoch, also where there are fewer than a batch), and the batches
+    run in the order of their first sequence's place in the permutation, so lengths interleave at
+    random. With one length and a size that the global batch divides, this is the scheme above."""
 
     def __init__(self, size: int, batch_size: int, *, rank: int = 0, world: int = 1, seed: int = 0,
-                 start_step: int = 0):
+                 start_step: int = 0, lengths=None):
         if batch_size < 1:
             raise ValueError(f"batch size must be positive; got {batch_size}")
         self.size, self.batch_size, self.rank, self.world = size, batch_size, rank, world
         self.seed, self.start_step = seed, start_step
+        self.lengths = list(lengths) if lengths is not None else None
+        if self.lengths is not None:
+            if len(self.lengths) != size:
+                raise ValueError(f"lengths has {len(self.lengths)} entries for {size} sequences")
+            counts = np.unique(self.lengths, return_counts=True)[1]
+            self.steps_per_epoch = int(sum(-(-c // (world * batch_size)) for c in counts))
+            return
         self.steps_per_epoch = (size // world) // batch_size
         if self.steps_per_epoch == 0:
             raise ValueError(f"{size} training sequences are fewer than the global batch "
                              f"({world} processes × batch size {batch_size})")
 
+    def _global_batches(self, epoch: int) -> list:
+        """The epoch's global batches of one length each, as lists of sequence indices."""
+        generator = torch.Generator().manual_seed(self.seed + epoch)  # DistributedSampler's permutation
+        order = torch.randperm(self.size, generator=generator).tolist()
+        size = self.world * self.batch_size
+        batches = []
+        for length in sorted(set(self.lengths)):
+            group = [i for i in order if self.lengths[i] == length]
+            for first in range(0, len(group), size):
+                chunk = group[first:first + size]
+                chunk += (group * size)[:size - len(chunk)]  # filled up from the group's start
+                batches.append((order.index(chunk[0]), chunk))
+        return [chunk for _, chunk in sorted(batches)]
+
     def __iter__(self):
         epoch, within = divmod(self.start_step, self.steps_per_epoch)
         while True:
+            if self.lengths is not None:
+                batches = self._global_batches(epoch)
+                for step in range(within, self.steps_per_epoch):
+                    places = range(self.rank, self.world * self.batch_size, self.world)  # this process's share
+                    yield [(batches[step][e], item_seed(self.seed, epoch, step * self.world * self.batch_size + e))
+                           for e in places]
+                epoch, within = epoch + 1, 0
+                continue
             sampler = DistributedSampler(range(self.size), num_replicas=self.world, rank=self.rank, shuffle=True,
                                          seed=self.seed, drop_last=True)
             sampler.set_epoch(epoch)

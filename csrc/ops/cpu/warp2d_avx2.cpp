@@ -370,37 +370,6 @@ struct WarpForward {
   }
 };
 
-struct WarpDisplacementGrad {
-  const float *grad_output, *image, *displacement;
-  float* grad_displacement;
-  int64_t channels;
-  const Grid<2>& grid;
-  Padding padding;
-
-  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
-    const int64_t n = grid.numel;
-    __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
-    for (int64_t ch = 0; ch < channels; ++ch) {
-      const int64_t c = (b * channels + ch) * n;
-      const Derivatives d = derivatives(s, load_block(image + c, s));
-      const __m256 g = _mm256_loadu_ps(grad_output + c + voxel);
-      g0 = _mm256_fmadd_ps(g, d.dx, g0);
-      g1 = _mm256_fmadd_ps(g, d.dy, g1);
-    }
-    const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
-    float* gu = grad_displacement + b * 2 * n + voxel;
-    _mm256_storeu_ps(gu, _mm256_blendv_ps(nan, g0, s.finite));
-    _mm256_storeu_ps(gu + n, _mm256_blendv_ps(nan, g1, s.finite));
-  }
-
-  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
-    const int64_t n = grid.numel;
-    warp_voxel_backward<2, float, Interpolation::Linear>(
-        grad_output + b * channels * n, image + b * channels * n, displacement + b * 2 * n,
-        static_cast<float*>(nullptr), grad_displacement + b * 2 * n, channels, grid, voxel, index, padding, PlainAdd());
-  }
-};
-
 // One scaling-and-squaring step: u_next = scale * (field + field(x + scale * field)).
 struct SquaringStep {
   const float* field;
@@ -523,39 +492,47 @@ MOTIONEXT_AVX2 inline void scatter(float* target, const int32_t (&corner)[8], in
   }
 }
 
+// Spreads g onto the corners each of the 8 points read, in one channel plane `target`, with the
+// block's weights: two vector adds per row for an interior block, add_pattern() for a patterned
+// one, a scatter for a general one. Corners of weight 0 (outside, or a non-finite point) receive
+// nothing, not 0 * Inf, as in spread(); a patterned or interior block's points are all finite.
+MOTIONEXT_AVX2 inline void spread_block(float* target, const Block& s, __m256 g) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 weights[4] = {_mm256_mul_ps(s.x.w_lo, s.y.w_lo), _mm256_mul_ps(s.x.w_lo, s.y.w_hi),
+                             _mm256_mul_ps(s.x.w_hi, s.y.w_lo), _mm256_mul_ps(s.x.w_hi, s.y.w_hi)};
+  __m256 part[4];
+  for (int c = 0; c < 4; ++c) part[c] = _mm256_mul_ps(weights[c], g);
+  if (s.kind == BlockKind::General || !all_finite(g)) {
+    for (int c = 0; c < 4; ++c) {
+      part[c] = _mm256_and_ps(_mm256_and_ps(s.finite, _mm256_cmp_ps(weights[c], zero, _CMP_NEQ_UQ)), part[c]);
+    }
+  }
+  if (s.kind == BlockKind::Interior) {
+    add_taps<false>(target, s.cell.base, part[0], part[1], zero);
+    add_taps<false>(target, s.cell.base + s.width, part[2], part[3], zero);
+  } else if (s.kind == BlockKind::Patterned) {
+    add_pattern(target, s.pattern, s.width, part);
+  } else {
+    alignas(32) int32_t corner[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(corner), s.corner);
+    scatter(target, corner, s.width, part);
+  }
+}
+
 // Any other block, patterned (the corners by load_pattern(), the spread by add_pattern()) or
 // general (pair loads, and the spread as a scatter).
 MOTIONEXT_AVX2 inline void block_adjoint(const float* u, float scale, const float* g_next, float* grad,
                                          const Grid<2>& grid, int64_t voxel, const Block& s) {
-  const int64_t n = grid.numel, width = s.width;
-  const bool patterned = s.kind == BlockKind::Patterned;
-  const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
-  alignas(32) int32_t corner[8];
-  if (!patterned) _mm256_store_si256(reinterpret_cast<__m256i*>(corner), s.corner);
-  const __m256 weights[4] = {_mm256_mul_ps(s.x.w_lo, s.y.w_lo), _mm256_mul_ps(s.x.w_lo, s.y.w_hi),
-                             _mm256_mul_ps(s.x.w_hi, s.y.w_lo), _mm256_mul_ps(s.x.w_hi, s.y.w_hi)};
-  __m256 local[2] = {zero, zero};
+  const int64_t n = grid.numel;
+  const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale);
+  __m256 local[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int ch = 0; ch < 2; ++ch) {
     const __m256 g = _mm256_loadu_ps(g_next + ch * n + voxel);
-    const Corners v = patterned ? load_pattern(u + ch * n, s.pattern, width) : load_cells(u + ch * n, corner, width);
-    const Derivatives d = derivatives(s, v);
+    const Derivatives d = derivatives(s, load_block(u + ch * n, s));
     const __m256 gs = _mm256_mul_ps(g, factor);
     local[0] = _mm256_fmadd_ps(gs, d.dx, local[0]);
     local[1] = _mm256_fmadd_ps(gs, d.dy, local[1]);
-    __m256 part[4];
-    for (int c = 0; c < 4; ++c) part[c] = _mm256_mul_ps(weights[c], g);
-    // corners with weight 0 (outside, or a non-finite point) receive nothing, not 0 * Inf, as in
-    // spread(); a patterned block's points are all finite
-    if (!patterned || !all_finite(g)) {
-      for (int c = 0; c < 4; ++c) {
-        part[c] = _mm256_and_ps(_mm256_and_ps(s.finite, _mm256_cmp_ps(weights[c], zero, _CMP_NEQ_UQ)), part[c]);
-      }
-    }
-    if (patterned) {
-      add_pattern(grad + ch * n, s.pattern, width, part);
-    } else {
-      scatter(grad + ch * n, corner, width, part);
-    }
+    spread_block(grad + ch * n, s, g);
   }
   for (int k = 0; k < 2; ++k) {
     float* here = grad + k * n + voxel;
@@ -563,6 +540,46 @@ MOTIONEXT_AVX2 inline void block_adjoint(const float* u, float scale, const floa
     _mm256_storeu_ps(here, _mm256_add_ps(_mm256_loadu_ps(here), _mm256_blendv_ps(nan, own, s.finite)));
   }
 }
+
+// The gradients of a warp, each skipped where its pointer is null: the displacement's, from the
+// derivative of each point's bilinear value, and the image's, the spread of grad_output onto the
+// corners each point read. With the image's, rows are walked one batch item per thread, so the
+// spread's plain adds are safe.
+struct WarpBackward {
+  const float *grad_output, *image, *displacement;
+  float *grad_image, *grad_displacement;
+  int64_t channels;
+  const Grid<2>& grid;
+  Padding padding;
+
+  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    const int64_t n = grid.numel;
+    __m256 g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps();
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      const int64_t c = (b * channels + ch) * n;
+      const __m256 g = _mm256_loadu_ps(grad_output + c + voxel);
+      if (grad_displacement) {
+        const Derivatives d = derivatives(s, load_block(image + c, s));
+        g0 = _mm256_fmadd_ps(g, d.dx, g0);
+        g1 = _mm256_fmadd_ps(g, d.dy, g1);
+      }
+      if (grad_image) spread_block(grad_image + c, s, g);
+    }
+    if (!grad_displacement) return;
+    const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
+    float* gu = grad_displacement + b * 2 * n + voxel;
+    _mm256_storeu_ps(gu, _mm256_blendv_ps(nan, g0, s.finite));
+    _mm256_storeu_ps(gu + n, _mm256_blendv_ps(nan, g1, s.finite));
+  }
+
+  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
+    const int64_t n = grid.numel;
+    warp_voxel_backward<2, float, Interpolation::Linear>(
+        grad_output + b * channels * n, image + b * channels * n, displacement + b * 2 * n,
+        grad_image ? grad_image + b * channels * n : nullptr, grad_displacement ? grad_displacement + b * 2 * n : nullptr,
+        channels, grid, voxel, index, padding, PlainAdd());
+  }
+};
 
 // The adjoint of one step for one batch item; grad is zeroed. One thread owns the item, so
 // plain adds are safe.
@@ -629,9 +646,19 @@ void squaring2d_avx2_step_backward(const float* field, float scale, const float*
 void warp2d_avx2_displacement_grad(const float* grad_output, const float* image, const float* displacement,
                                    float* grad_displacement, int64_t batch, int64_t channels, const Grid<2>& grid,
                                    Padding padding) {
-  const WarpDisplacementGrad op{grad_output, image, displacement, grad_displacement, channels, grid, padding};
+  const WarpBackward op{grad_output, image, displacement, nullptr, grad_displacement, channels, grid, padding};
   at::parallel_for(0, batch * grid.size[0], kRowsPerTask,
                    [&](int64_t begin, int64_t end) { walk_rows(begin, end, displacement, 1.0f, grid, padding, op); });
+}
+
+void warp2d_avx2_backward(const float* grad_output, const float* image, const float* displacement, float* grad_image,
+                          float* grad_displacement, int64_t batch, int64_t channels, const Grid<2>& grid,
+                          Padding padding) {
+  const WarpBackward op{grad_output, image, displacement, grad_image, grad_displacement, channels, grid, padding};
+  const int64_t rows = grid.size[0];
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    walk_rows(begin * rows, end * rows, displacement, 1.0f, grid, padding, op);
+  });
 }
 
 #else  // no AVX2 path on this platform: never usable, never called
@@ -641,6 +668,8 @@ bool warp2d_avx2_usable(const Grid<2>&) { return false; }
 void warp2d_avx2_forward(const float*, const float*, float*, int64_t, int64_t, const Grid<2>&, Padding) {}
 void warp2d_avx2_displacement_grad(const float*, const float*, const float*, float*, int64_t, int64_t,
                                    const Grid<2>&, Padding) {}
+void warp2d_avx2_backward(const float*, const float*, const float*, float*, float*, int64_t, int64_t, const Grid<2>&,
+                          Padding) {}
 void squaring2d_avx2_step(const float*, float, float*, int64_t, const Grid<2>&, Padding) {}
 void squaring2d_avx2_step_backward(const float*, float, const float*, float*, int64_t, const Grid<2>&, Padding) {}
 

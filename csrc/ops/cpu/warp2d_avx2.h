@@ -31,6 +31,13 @@ void warp2d_avx2_displacement_grad(const float* grad_output, const float* image,
                                    float* grad_displacement, int64_t batch, int64_t channels,
                                    const Grid<2>& grid, Padding padding);
 
+// Both gradients: grad_image (B, C, H, W, zeroed) += the spread of grad_output onto the corners each
+// point read, and grad_displacement (B, 2, H, W) when not null. Each thread owns whole batch items,
+// so callers use it only when there are at least as many items as threads.
+void warp2d_avx2_backward(const float* grad_output, const float* image, const float* displacement, float* grad_image,
+                          float* grad_displacement, int64_t batch, int64_t channels, const Grid<2>& grid,
+                          Padding padding);
+
 // One scaling-and-squaring step, u_next = scale * (field + field(x + scale * field)), fields (B, 2, H, W).
 void squaring2d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<2>& grid,
                           Padding padding);

@@ -48,6 +48,11 @@ struct CpuWarp {
         return cpu::warp2d_avx2_displacement_grad(grad_output, image, displacement, grad_displacement, batch, channels,
                                                   grid, padding);
       }
+      // the image gradient is spread with plain adds: only where threads own whole batch items
+      if (grad_image && cpu::warp2d_avx2_usable(grid) && cpu::items_per_thread(batch)) {
+        return cpu::warp2d_avx2_backward(grad_output, image, displacement, grad_image, grad_displacement, batch,
+                                         channels, grid, padding);
+      }
     }
     const int64_t n = grid.numel;
     auto body = [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
