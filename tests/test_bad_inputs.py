@@ -215,3 +215,14 @@ def test_an_unexpected_failure_is_one_line_too(monkeypatch, capsys):
     monkeypatch.setenv("MOTIONEXT_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         command.main(["info"])
+
+
+def test_an_unwritable_out_is_refused_before_any_work(files, tmp_path, monkeypatch, capsys):
+    # as root every folder is writable, so the permission answer is simulated
+    import motionext.files
+
+    monkeypatch.setattr(motionext.files.os, "access", lambda path, mode: False)
+    for argv in (["track", files["good"], "--out", str(tmp_path / "out")], ["train", "--out", str(tmp_path / "run")]):
+        assert cli(argv) == 2
+        assert "no permission to write in" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
