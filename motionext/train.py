@@ -55,7 +55,7 @@ class TrainConfig:
     steps: int = 4000
     lr: float = 1e-3                  # the paper's 1.5e-4 is the "paper" preset (docs/model.md)
     lr_scaling: str = "none"          # lr × (global batch)^k with k = 0, 1/2, 1 for none, sqrt, linear
-    batch_size: int = 8               # sequences per process and step (docs/model.md: why not the paper's 1)
+    batch_size: int = 8               # sequences per process and step (docs/model.md: why not 1)
     num_frames: int | None = None     # resample every sequence to this many frames (needed for batches > 1)
     seed: int = 0
     spacing: float = 1.5

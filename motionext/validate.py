@@ -1,5 +1,5 @@
-"""Checks of settings where they enter (ModelConfig, TrainConfig, RefineSettings, the verbs'
-numbers), each raising ValueError with one line that names the owner, the setting and the value."""
+"""Checks of settings where they enter (ModelConfig, TrainConfig, the verbs' numbers), each
+raising ValueError with one line that names the owner, the setting and the value."""
 
 from __future__ import annotations
 

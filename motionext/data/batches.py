@@ -36,7 +36,7 @@ class TrainingSet(Dataset):
         if num_frames is not None and sparse:
             raise ValueError(f"--frames {num_frames}: {sparse[0]} (and {len(sparse) - 1} more) are sparse sequences "
                              f"(ED and ES only), which cannot be resampled in time; train them without --frames "
-                             f"(batch size 1, or batches of sparse pairs alone)")
+                             f"(batches then hold sequences of one length)")
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -110,13 +110,14 @@ class EpochBatchSampler(Sampler):
         generator = torch.Generator().manual_seed(self.seed + epoch)  # DistributedSampler's permutation
         order = torch.randperm(self.size, generator=generator).tolist()
         size = self.world * self.batch_size
-        batches = []
+        batches = []  # (place in the permutation of the batch's first sequence, the batch)
         for length in sorted(set(self.lengths)):
-            group = [i for i in order if self.lengths[i] == length]
+            places = [p for p, i in enumerate(order) if self.lengths[i] == length]
+            group = [order[p] for p in places]
             for first in range(0, len(group), size):
                 chunk = group[first:first + size]
                 chunk += (group * size)[:size - len(chunk)]  # filled up from the group's start
-                batches.append((order.index(chunk[0]), chunk))
+                batches.append((places[first], chunk))
         return [chunk for _, chunk in sorted(batches)]
 
     def __iter__(self):
