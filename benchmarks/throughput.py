@@ -20,6 +20,7 @@ import itertools
 import os
 import platform
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ def training_rate(backend: str, processes: int, steps: int, device: str, folder:
                   frames: int = 25) -> float:
     """Sequences per second of `motionext train` (median step time after 2 warm-up steps)."""
     out = folder / f"{backend}-{processes}"
+    shutil.rmtree(out, ignore_errors=True)  # each round is a fresh run (train refuses to write over one)
     launcher = [sys.executable, "-m", "motionext"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "motionext"]
     env = {**os.environ, "MOTIONEXT_BACKEND": backend}

@@ -171,9 +171,15 @@ def _read_init(init: str | None) -> dict | None:
 
 
 def _initial_weights(model: MotionModel, init: dict, name: str) -> None:
-    """Load --init weights into a freshly built model, refusing ones of another architecture."""
+    """Load --init weights into a freshly built model, refusing ones of another architecture.
+    Parameters that start at zero (TemporalNetwork.NEUTRAL_AT_INIT) may be absent: adding the
+    temporal network's direct path to trained weights keeps what they compute."""
+    from .model.layers import TemporalNetwork
+
+    neutral = tuple(f"temporal.{prefix}" for prefix in TemporalNetwork.NEUTRAL_AT_INIT)
+    weights = {**{k: v for k, v in model.state_dict().items() if k.startswith(neutral)}, **init["model"]}
     try:
-        model.load_state_dict(init["model"])
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"--init {name}: its weights do not fit this run's model (--model or --size change "
                          f"the architecture): {str(exc).splitlines()[0]}") from exc

@@ -30,3 +30,18 @@ def test_bad_refine_settings_are_refused_before_anything_is_written(tmp_path, ca
     with pytest.raises(SystemExit):
         experiments.main(["--refine-settings", '{"window": 9}', "--out", str(out)])
     assert "unknown window" in capsys.readouterr().err and not out.exists()
+
+
+def test_throughput_runs_every_round(tmp_path):
+    # Each round trains afresh: train refuses to write over a finished run, so a reused --out
+    # once failed the second round.
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+    out = tmp_path / "throughput.md"
+    result = subprocess.run([sys.executable, str(script), "--steps", "3", "--rounds", "2", "--processes", "1",
+                             "--skip-loading", "--size", "32", "--frames", "4", "--markdown", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("training, 1 process(es), compiled") == 2
+    assert "| processes | compiled seq/s | reference seq/s |" in out.read_text()

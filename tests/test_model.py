@@ -49,6 +49,25 @@ def test_tcn_is_non_causal_and_cyclic_padding_wraps():
     torch.testing.assert_close(cyclic(long_z, long_t)[..., 32], tcn(long_z, long_t)[..., 32])
 
 
+def test_tcn_direct_path_carries_each_code_and_starts_neutral():
+    z, t = torch.randn(2, 8, 9), torch.linspace(0, 1, 9)[None].expand(2, 9)
+    paper = TemporalNetwork(ModelConfig(**SMALL))
+    direct = TemporalNetwork(ModelConfig(**SMALL, tcn_direct=True))
+    assert direct.direct is not None and paper.direct is None
+    # the paper's weights in a network with the direct path: the same output, since it starts at 0
+    missing = direct.load_state_dict(paper.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["direct.bias", "direct.weight"]
+    torch.testing.assert_close(direct(z, t), paper(z, t))
+    # with the mixture silenced and the direct map the identity, z is z~ frame by frame
+    with torch.no_grad():
+        direct.output.weight.zero_()
+        direct.output.bias.zero_()
+        direct.direct.weight.copy_(torch.eye(8)[..., None])
+    torch.testing.assert_close(direct(z, t), z)
+    # the default, and what a checkpoint saved before the setting existed reads as: the paper's
+    assert ModelConfig().tcn_direct is False and ModelConfig.from_dict({"latent_dim": 8}).tcn_direct is False
+
+
 def test_model_forward_shapes_and_identity_start():
     model = MotionModel(ModelConfig(**SMALL)).eval()
     frames = _frames()

@@ -67,6 +67,15 @@ def test_scaling_squaring_matches_reference(device, shape, padding, steps):
         torch.testing.assert_close(ops.scaling_squaring(velocity, steps=steps, padding=padding), ref)
 
 
+def _assert_lncc_matches_reference(a, b, **kwargs):
+    """Values and both gradients of ops.lncc equal the reference's."""
+    out, (ga, gb) = _grads(lambda x, y: ops.lncc(x, y, **kwargs), a, b)
+    ref, (ra, rb) = _grads(lambda x, y: reference.lncc(x, y, **kwargs), a, b)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ga, ra, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(gb, rb, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("shape", SHAPES, ids=["2d", "3d"])
 @pytest.mark.parametrize("window", [1, 3, 7])
@@ -74,11 +83,56 @@ def test_lncc_matches_reference(device, shape, window):
     a = torch.rand(*shape, dtype=torch.float64, device=device)
     b = 0.5 * a + 0.5 * torch.rand(*shape, dtype=torch.float64, device=device)
     for reduction in ("none", "mean", "sum"):
-        out, (ga, gb) = _grads(lambda x, y: ops.lncc(x, y, window=window, reduction=reduction), a, b)
-        ref, (ra, rb) = _grads(lambda x, y: reference.lncc(x, y, window=window, reduction=reduction), a, b)
-        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(ga, ra, rtol=1e-8, atol=1e-10)
-        torch.testing.assert_close(gb, rb, rtol=1e-8, atol=1e-10)
+        _assert_lncc_matches_reference(a, b, window=window, reduction=reduction)
+
+
+@pytest.fixture
+def four_threads():
+    """More threads than batch items: the CPU kernel then cuts each item's rows into chunks."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "shape, window",
+    [((1, 1, 60, 12), 3), ((1, 1, 61, 9), 7), ((1, 1, 26, 10, 12), 5), ((1, 2, 24, 40), 19), ((1, 1, 22, 21, 40), 19)],
+    ids=["2d-chunks", "2d-chunks-odd", "3d-chunks", "2d-wide-window", "3d-wide-window"],
+)
+def test_lncc_row_chunks_and_wide_windows(four_threads, shape, window):
+    # Chunks recompute the rows around their edges; windows wider than 17 take a running sum
+    # along the last axis instead of the direct one.
+    a = torch.rand(*shape, dtype=torch.float64)
+    b = 0.5 * a + 0.5 * torch.rand(*shape, dtype=torch.float64)
+    _assert_lncc_matches_reference(a, b, window=window, reduction="none")
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "3d"])
+@pytest.mark.parametrize("needs", ["a", "b"])
+def test_lncc_one_input_gradient(device, shape, needs):
+    # The backward packs only the sum gradients the requested input needs.
+    a = torch.rand(*shape, dtype=torch.float64, device=device)
+    b = (0.5 * a + 0.5 * torch.rand(*shape, dtype=torch.float64, device=device)).requires_grad_(needs == "b")
+    a.requires_grad_(needs == "a")
+    weight = torch.randn(shape, dtype=torch.float64, device=device)
+    (ops.lncc(a, b, window=5, reduction="none") * weight).sum().backward()
+    x = (a if needs == "a" else b).detach().clone().requires_grad_()
+    pair = (x, b.detach()) if needs == "a" else (a.detach(), x)
+    (reference.lncc(*pair, window=5, reduction="none") * weight).sum().backward()
+    torch.testing.assert_close((a if needs == "a" else b).grad, x.grad, rtol=1e-8, atol=1e-10)
+    assert (b if needs == "a" else a).grad is None
+
+
+def test_lncc_float32_on_long_rows_matches_float64():
+    # The sums along the streamed axis run in double: float32 stays at float32 rounding over
+    # 512 rows of large values, and the AVX2 and baseline clones round the same way.
+    a = torch.rand(2, 1, 512, 24, dtype=torch.float64) * 100 + 50
+    b = a.flip(2) + torch.rand(2, 1, 512, 24, dtype=torch.float64)
+    want = reference.lncc(a, b, window=9, reduction="none")
+    got = ops.lncc(a.float(), b.float(), window=9, reduction="none")
+    torch.testing.assert_close(got.double(), want, rtol=2e-3, atol=2e-4)
 
 
 @pytest.mark.parametrize("device", devices())
@@ -87,12 +141,7 @@ def test_lncc_smoothing_terms_and_flat_regions(device):
     a = torch.rand(1, 1, 12, 12, dtype=torch.float64, device=device)
     a[..., :6, :6] = 0.25
     b = torch.rand(1, 1, 12, 12, dtype=torch.float64, device=device)
-    kwargs = dict(window=5, smooth_nr=1e-3, smooth_dr=1e-2, reduction="none")
-    out, grads = _grads(lambda x, y: ops.lncc(x, y, **kwargs), a, b)
-    ref, ref_grads = _grads(lambda x, y: reference.lncc(x, y, **kwargs), a, b)
-    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
-    for g, r in zip(grads, ref_grads):
-        torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+    _assert_lncc_matches_reference(a, b, window=5, smooth_nr=1e-3, smooth_dr=1e-2, reduction="none")
 
 
 @pytest.mark.parametrize("device", devices())
@@ -179,11 +228,17 @@ def test_gradients_only_where_needed():
     assert grad_image.numel() == 0 and grad_field.shape == field.shape
 
 
-def test_batch_spreading_paths_agree():
-    # B >= threads spreads gradients per batch item; B = 1 splits voxels with atomic adds.
-    field = torch.randn(1, 2, 40, 40, dtype=torch.float64) * 5
-    image = torch.rand(1, 1, 40, 40, dtype=torch.float64, requires_grad=True)
-    ops.warp(image, field).sum().backward()
-    ref = image.detach().clone().requires_grad_()
-    reference.warp(ref, field).sum().backward()
-    torch.testing.assert_close(image.grad, ref.grad)
+@pytest.mark.parametrize("shape", [(1, 1, 40, 40), (3, 1, 9, 10, 11)], ids=["2d-one-item", "3d-three-items"])
+def test_batch_spreading_paths_agree(four_threads, shape):
+    # Fewer items than threads: the voxels are cut into one range per thread, each spreading into
+    # its own copy of the gradient (ranges cross item boundaries when B > 1), summed at the end.
+    b, _, *spatial = shape
+    field = torch.randn(b, len(spatial), *spatial, dtype=torch.float64) * 3
+    image = torch.rand(*shape, dtype=torch.float64)
+    out, (gi, gu) = _grads(lambda i, u: ops.warp(i, u), image, field)
+    ref, (ri, ru) = _grads(lambda i, u: reference.warp(i, u), image, field)
+    torch.testing.assert_close(gi, ri, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gu, ru, rtol=1e-9, atol=1e-9)
+    _, (gv,) = _grads(lambda v: ops.scaling_squaring(v, steps=4), field)
+    _, (rv,) = _grads(lambda v: reference.scaling_squaring(v, steps=4), field)
+    torch.testing.assert_close(gv, rv, rtol=1e-9, atol=1e-9)

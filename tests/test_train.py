@@ -151,6 +151,15 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     assert json.loads((tmp_path / "tds" / "config.json").read_text())["model"]["tds_probability"] == 0.0
     with pytest.raises(ValueError, match="do not fit"):
         train(_config(tmp_path / "other", steps=1, init=str(base), model={"latent_dim": 4}), progress=False)
+    # weights without the temporal direct path fine-tune into a model with it (it starts at 0)
+    paper = tmp_path / "paper"
+    train(_config(paper, steps=1, model={**TINY_MODEL, "tcn_direct": False}), progress=False)
+    train(_config(tmp_path / "direct", steps=2, lr=0.0, init=str(paper / "model.pt"), model={"tcn_direct": True}),
+          progress=False)
+    a, b = _params(paper / "model.pt"), _params(tmp_path / "direct" / "model.pt")
+    assert set(b) - set(a) == {"temporal.direct.weight", "temporal.direct.bias"}
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
 def test_validation_holds_out_whole_subjects():

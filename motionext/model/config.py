@@ -17,6 +17,7 @@ class ModelConfig:
     tcn_kernel: int = 3
     tcn_dilations: tuple = (1, 2, 4, 8)
     tcn_padding: str = "zeros"         # or "cyclic" for periodic sequences
+    tcn_direct: bool = False           # True: z_t also gets a linear map of z~_t itself (docs/model.md, "Whole cines")
     smoothing_mm: float = 3.0          # sigma_G of the velocity smoothing
     temporal_sigma: float = 1.5        # sigma_T, in frames, of the velocity smoothing over time
     squaring_steps: int = 7
@@ -44,6 +45,7 @@ class ModelConfig:
         if not self.tcn_dilations:
             raise ValueError(f"{c}: tcn_dilations needs at least one layer's dilation; got ()")
         v.choice(c, "tcn_padding", self.tcn_padding, ("zeros", "cyclic"))
+        v.flag(c, "tcn_direct", self.tcn_direct)
         self.smoothing_mm = v.number(c, "smoothing_mm", self.smoothing_mm, minimum=0)
         self.temporal_sigma = v.number(c, "temporal_sigma", self.temporal_sigma, minimum=0)
         self.squaring_steps = v.integer(c, "squaring_steps", self.squaring_steps, minimum=1, maximum=30)

@@ -54,7 +54,17 @@ class Encoder(nn.Module):
 class TemporalNetwork(nn.Module):
     """p_g: a non-causal temporal convolutional network over [z~_t, t/T]: dilated 1-D
     convolutions (kernel 3, dilations 1, 2, 4, 8) with residual and skip connections; its output
-    is the motion matrix z (d x T)."""
+    is the motion matrix z (d x T).
+
+    The paper's network reads z_t only from the skip sum, a mixture of every layer's temporal
+    convolution: no path carries z~_t alone to z_t. `tcn_direct` adds one, a linear map of z~_t
+    added to the output. It starts at zero, so weights trained without it compute what they did
+    and can be fine-tuned with it (docs/model.md, "Whole cines": measured, not yet shown to help).
+    """
+
+    # Parameters a model may lack in a checkpoint: they start at zero, so the model then
+    # computes what the checkpoint's weights did (see train._initial_weights).
+    NEUTRAL_AT_INIT = ("direct.",)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -63,6 +73,10 @@ class TemporalNetwork(nn.Module):
         self.input = nn.Conv1d(d + 1, d, 1)
         self.layers = nn.ModuleList(nn.Conv1d(d, d, config.tcn_kernel, dilation=k) for k in config.tcn_dilations)
         self.output = nn.Conv1d(d, d, 1)
+        self.direct = nn.Conv1d(d, d, 1) if config.tcn_direct else None
+        if self.direct is not None:
+            nn.init.zeros_(self.direct.weight)
+            nn.init.zeros_(self.direct.bias)
 
     def forward(self, z_tilde: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """z_tilde (B, d, T), times (B, T) in [0, 1] -> z (B, d, T)."""
@@ -74,7 +88,8 @@ class TemporalNetwork(nn.Module):
             out = F.leaky_relu(layer(padded), 0.2)
             skip = skip + out
             h = h + out
-        return self.output(skip)
+        z = self.output(skip)
+        return z if self.direct is None else z + self.direct(z_tilde)
 
 
 class Decoder(nn.Module):

@@ -45,11 +45,14 @@ MOTIONEXT_INLINE void squaring_voxel_backward(const field_t* u, T scale, const T
   linear_stencil<true>(position, grid, padding, s);
   T local[NDIM];
   for (int k = 0; k < NDIM; ++k) local[k] = T(0);
+  // The derivatives first: no write through `add` comes between the corner reads, so they are
+  // read once for all k rather than again after each spread (grad may alias u as far as the
+  // compiler knows).
   for (int ch = 0; ch < NDIM; ++ch) {
     const T g = g_next[ch * n + voxel];
-    spread(grad + ch * n, s, g, add);
     for (int k = 0; k < NDIM; ++k) local[k] += g * scale * interpolate_derivative(u + ch * n, s, k);
   }
+  for (int ch = 0; ch < NDIM; ++ch) spread(grad + ch * n, s, static_cast<T>(g_next[ch * n + voxel]), add);
   for (int k = 0; k < NDIM; ++k) add(grad + k * n + voxel, g_next[k * n + voxel] + local[k]);
 }
 

@@ -2,8 +2,9 @@
 // neighbours without data races.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
-#include <type_traits>
+#include <vector>
 
 #include <ATen/Parallel.h>
 
@@ -32,43 +33,36 @@ void for_each_voxel(int64_t batch, const Grid<NDIM>& grid, const Fn& fn) {
   });
 }
 
-// x += v where other threads may add to the same element (compare-and-swap on its bits).
-template <typename T>
-inline void atomic_add(T* address, T value) {
-  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "atomic_add: float or double only");
-  using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
-  Bits* bits = reinterpret_cast<Bits*>(address);
-  Bits expected = __atomic_load_n(bits, __ATOMIC_RELAXED);
-  Bits desired;
-  do {
-    T current;
-    std::memcpy(&current, &expected, sizeof(T));
-    current += value;
-    std::memcpy(&desired, &current, sizeof(T));
-  } while (!__atomic_compare_exchange_n(bits, &expected, desired, /*weak=*/true,
-                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-}
-
 struct PlainAdd {
   template <typename T, typename V>
   void operator()(T* address, V value) const { *address += static_cast<T>(value); }
 };
 
-struct AtomicAdd {
-  template <typename T, typename V>
-  void operator()(T* address, V value) const { atomic_add(address, static_cast<T>(value)); }
-};
-
 // Like for_each_voxel, for loops that spread values onto other voxels of the same batch item:
-// fn(b, voxel, index, add). With at least as many batch items as threads, each thread owns whole
-// batch items and adds plainly; otherwise voxels are split across threads and adds are atomic.
+// fn(b, voxel, index, add), where every write into `target` (`size` elements) goes through add.
+// With at least as many batch items as threads, each thread owns whole batch items and adds
+// plainly. Otherwise the voxels are cut into one range per thread: the first range adds into
+// `target`, each other one into a zeroed private copy, and the copies are summed in at the
+// end. Atomic adds instead measured 1.6x slower on 2 threads than one thread's plain adds.
 // True when whole batch items can go to threads (plain adds suffice for spreading).
 inline bool items_per_thread(int64_t batch) {
   return batch >= at::get_num_threads() || at::get_num_threads() == 1 || at::in_parallel_region();
 }
 
-template <int NDIM, typename Fn>
-void for_each_voxel_spreading(int64_t batch, const Grid<NDIM>& grid, const Fn& fn) {
+// Adds into a private copy of the target at the same offset.
+template <typename T>
+struct PrivateAdd {
+  T* target;
+  T* copy;
+  template <typename V>
+  void operator()(T* address, V value) const { copy[address - target] += static_cast<T>(value); }
+};
+
+// Private copies are capped at this many bytes in all; past it fewer ranges (threads) are used.
+constexpr int64_t kPrivateCopyBytes = int64_t{256} << 20;
+
+template <int NDIM, typename T, typename Fn>
+void for_each_voxel_spreading(int64_t batch, const Grid<NDIM>& grid, T* target, int64_t size, const Fn& fn) {
   if (items_per_thread(batch)) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
       const PlainAdd add;
@@ -80,9 +74,36 @@ void for_each_voxel_spreading(int64_t batch, const Grid<NDIM>& grid, const Fn& f
     });
     return;
   }
-  const AtomicAdd add;
-  for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
-    fn(b, voxel, index, add);
+  const int64_t total = batch * grid.numel;
+  const int64_t copies_allowed = kPrivateCopyBytes / std::max<int64_t>(1, size * int64_t(sizeof(T)));
+  const int64_t ranges = std::max<int64_t>(1, std::min<int64_t>({at::get_num_threads(), copies_allowed + 1, total}));
+  // Zeroed in full: mapping the copies lazily (a page becomes memory when first written) cut the
+  // 3D squaring backward's peak by 1.5 MiB but made it 1.8x slower on the development VM, whose
+  // page faults are costly.
+  std::vector<T> copies((ranges - 1) * size, T(0));
+  auto run_range = [&](int64_t r, const auto& add) {
+    const int64_t begin = total * r / ranges, end = total * (r + 1) / ranges;
+    for (int64_t i = begin; i < end;) {
+      const int64_t b = i / grid.numel;
+      int64_t voxel = i - b * grid.numel;
+      const int64_t stop = std::min(end, (b + 1) * grid.numel);
+      int64_t index[NDIM];
+      grid.unravel(voxel, index);
+      for (; i < stop; ++i, ++voxel, grid.advance(index)) fn(b, voxel, index, add);
+    }
+  };
+  at::parallel_for(0, ranges, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (r == 0) run_range(r, PlainAdd());
+      else run_range(r, PrivateAdd<T>{target, copies.data() + (r - 1) * size});
+    }
+  });
+  at::parallel_for(0, size, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = 1; r < ranges; ++r) {
+      const T* __restrict copy = copies.data() + (r - 1) * size;
+      T* __restrict out = target;
+      for (int64_t i = begin; i < end; ++i) out[i] += copy[i];
+    }
   });
 }
 

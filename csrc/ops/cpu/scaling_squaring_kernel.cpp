@@ -39,7 +39,7 @@ struct CpuSquaring {
       }
     }
     const int64_t n = grid.numel;
-    cpu::for_each_voxel_spreading(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
+    cpu::for_each_voxel_spreading(batch, grid, grad, batch * NDIM * n, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM], const auto& add) {
       squaring_voxel_backward<NDIM, T>(field + b * NDIM * n, scale, g_next + b * NDIM * n, grad + b * NDIM * n, grid,
                                        voxel, index, padding, add);
     });

@@ -62,7 +62,7 @@ struct CpuWarp {
                                          voxel, index, padding, add);
     };
     if (grad_image) {
-      cpu::for_each_voxel_spreading(batch, grid, body);  // the image gradient is spread onto neighbours
+      cpu::for_each_voxel_spreading(batch, grid, grad_image, batch * channels * n, body);  // the image gradient is spread onto neighbours
     } else {
       cpu::for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
         body(b, voxel, index, cpu::PlainAdd());
