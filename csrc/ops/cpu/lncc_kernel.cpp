@@ -271,16 +271,17 @@ MOTIONEXT_CPU_CLONES void cc_row(const RowSums s, int64_t size, T n, T nr, T dr,
 }
 
 template <typename scalar_t, typename T>
-MOTIONEXT_CPU_CLONES void sum_gradient_row(const RowSums s, const scalar_t* __restrict g, int64_t size, T n, T nr, T dr,
-                      const Planes<T> d) {
+MOTIONEXT_CPU_CLONES void sum_gradient_row(const RowSums s, const scalar_t* __restrict g, int64_t size, T n, T nr,
+                                           T dr, const Planes<T> d) {
   MOTIONEXT_SIMD
   for (int64_t v = 0; v < size; ++v) d.set(v, lncc_sum_gradients(s.template at<T>(v), n, nr, dr, static_cast<T>(g[v])));
 }
 
 template <typename scalar_t, typename T>
 MOTIONEXT_CPU_CLONES void input_gradient_row(const double* __restrict d_sum, const double* __restrict d_square,
-                        const double* __restrict d_cross, const scalar_t* __restrict self,
-                        const scalar_t* __restrict other, int64_t size, scalar_t* __restrict out) {
+                                             const double* __restrict d_cross, const scalar_t* __restrict self,
+                                             const scalar_t* __restrict other, int64_t size,
+                                             scalar_t* __restrict out) {
   MOTIONEXT_SIMD
   for (int64_t v = 0; v < size; ++v) {
     out[v] = static_cast<scalar_t>(lncc_input_gradient(static_cast<T>(d_sum[v]), static_cast<T>(d_square[v]),
