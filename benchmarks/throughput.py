@@ -19,8 +19,8 @@ import csv
 import itertools
 import os
 import platform
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile

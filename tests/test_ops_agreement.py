@@ -127,7 +127,7 @@ def test_lncc_one_input_gradient(device, shape, needs):
 
 def test_lncc_float32_on_long_rows_matches_float64():
     # The sums along the streamed axis run in double: float32 stays at float32 rounding over
-    # 512 rows of large values, and the AVX2 and baseline clones round the same way.
+    # 512 rows of large values.
     a = torch.rand(2, 1, 512, 24, dtype=torch.float64) * 100 + 50
     b = a.flip(2) + torch.rand(2, 1, 512, 24, dtype=torch.float64)
     want = reference.lncc(a, b, window=9, reduction="none")

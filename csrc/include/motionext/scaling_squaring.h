@@ -45,9 +45,8 @@ MOTIONEXT_INLINE void squaring_voxel_backward(const field_t* u, T scale, const T
   linear_stencil<true>(position, grid, padding, s);
   T local[NDIM];
   for (int k = 0; k < NDIM; ++k) local[k] = T(0);
-  // The derivatives first: no write through `add` comes between the corner reads, so they are
-  // read once for all k rather than again after each spread (grad may alias u as far as the
-  // compiler knows).
+  // The derivatives first, so that no write through `add` (which may alias u as far as the
+  // compiler knows) comes between the reads of a channel's corners.
   for (int ch = 0; ch < NDIM; ++ch) {
     const T g = g_next[ch * n + voxel];
     for (int k = 0; k < NDIM; ++k) local[k] += g * scale * interpolate_derivative(u + ch * n, s, k);

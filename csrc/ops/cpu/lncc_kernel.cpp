@@ -66,7 +66,6 @@ struct Planes {
   Planes(T* s, int64_t total)
       : a(s + kSumA * total), b(s + kSumB * total), aa(s + kSumAA * total), bb(s + kSumBB * total),
         ab(s + kSumAB * total) {}
-  inline WindowSums<T> at(int64_t i) const { return {a[i], b[i], aa[i], bb[i], ab[i]}; }
   inline void set(int64_t i, const WindowSums<T>& v) const {
     a[i] = v.a;
     b[i] = v.b;

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -16,21 +15,24 @@ namespace cpu {
 // Voxels per task: large enough that scheduling costs nothing next to the per-voxel work.
 constexpr int64_t kGrain = 4096;
 
+// fn(b, voxel, index) for the flat (batch item, voxel) positions [begin, end), in order.
+template <int NDIM, typename Fn>
+void walk_voxels(int64_t begin, int64_t end, const Grid<NDIM>& grid, const Fn& fn) {
+  const int64_t n = grid.numel;
+  for (int64_t i = begin; i < end;) {
+    const int64_t b = i / n;
+    int64_t voxel = i - b * n;
+    const int64_t stop = end < (b + 1) * n ? end : (b + 1) * n;
+    int64_t index[NDIM];
+    grid.unravel(voxel, index);
+    for (; i < stop; ++i, ++voxel, grid.advance(index)) fn(b, voxel, index);
+  }
+}
+
 // fn(b, voxel, index) for every voxel of every batch item, split across threads.
 template <int NDIM, typename Fn>
 void for_each_voxel(int64_t batch, const Grid<NDIM>& grid, const Fn& fn) {
-  const int64_t n = grid.numel;
-  at::parallel_for(0, batch * n, kGrain, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-    while (i < end) {
-      const int64_t b = i / n;
-      int64_t voxel = i - b * n;
-      const int64_t stop = end < (b + 1) * n ? end : (b + 1) * n;
-      int64_t index[NDIM];
-      grid.unravel(voxel, index);
-      for (; i < stop; ++i, ++voxel, grid.advance(index)) fn(b, voxel, index);
-    }
-  });
+  at::parallel_for(0, batch * grid.numel, kGrain, [&](int64_t begin, int64_t end) { walk_voxels(begin, end, grid, fn); });
 }
 
 struct PlainAdd {
@@ -38,12 +40,6 @@ struct PlainAdd {
   void operator()(T* address, V value) const { *address += static_cast<T>(value); }
 };
 
-// Like for_each_voxel, for loops that spread values onto other voxels of the same batch item:
-// fn(b, voxel, index, add), where every write into `target` (`size` elements) goes through add.
-// With at least as many batch items as threads, each thread owns whole batch items and adds
-// plainly. Otherwise the voxels are cut into one range per thread: the first range adds into
-// `target`, each other one into a zeroed private copy, and the copies are summed in at the
-// end. Atomic adds instead measured 1.6x slower on 2 threads than one thread's plain adds.
 // True when whole batch items can go to threads (plain adds suffice for spreading).
 inline bool items_per_thread(int64_t batch) {
   return batch >= at::get_num_threads() || at::get_num_threads() == 1 || at::in_parallel_region();
@@ -61,36 +57,31 @@ struct PrivateAdd {
 // Private copies are capped at this many bytes in all; past it fewer ranges (threads) are used.
 constexpr int64_t kPrivateCopyBytes = int64_t{256} << 20;
 
+// Like for_each_voxel, for loops that spread values onto other voxels of the same batch item:
+// fn(b, voxel, index, add), where every write into `target` (`size` elements) goes through add.
+// With at least as many batch items as threads, each thread owns whole batch items and adds
+// plainly. Otherwise the voxels are cut into one range per thread: the first range adds into
+// `target`, each other one into a zeroed private copy, and the copies are summed in at the
+// end. Atomic adds instead measured 1.6x slower on 2 threads than one thread's plain adds.
 template <int NDIM, typename T, typename Fn>
 void for_each_voxel_spreading(int64_t batch, const Grid<NDIM>& grid, T* target, int64_t size, const Fn& fn) {
+  const int64_t total = batch * grid.numel;
   if (items_per_thread(batch)) {
     at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-      const PlainAdd add;
-      for (int64_t b = begin; b < end; ++b) {
-        int64_t index[NDIM];
-        grid.unravel(0, index);
-        for (int64_t voxel = 0; voxel < grid.numel; ++voxel, grid.advance(index)) fn(b, voxel, index, add);
-      }
+      walk_voxels(begin * grid.numel, end * grid.numel, grid,
+                  [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) { fn(b, voxel, index, PlainAdd()); });
     });
     return;
   }
-  const int64_t total = batch * grid.numel;
   const int64_t copies_allowed = kPrivateCopyBytes / std::max<int64_t>(1, size * int64_t(sizeof(T)));
   const int64_t ranges = std::max<int64_t>(1, std::min<int64_t>({at::get_num_threads(), copies_allowed + 1, total}));
-  // Zeroed in full: mapping the copies lazily (a page becomes memory when first written) cut the
-  // 3D squaring backward's peak by 1.5 MiB but made it 1.8x slower on the development VM, whose
-  // page faults are costly.
+  // Zeroed in full: copies mapped lazily (a page becomes memory when first written) kept the 3D
+  // squaring's peak where it was without them (23.9 against 26.9 MiB) but made its backward 1.8x
+  // slower on the development VM, whose page faults are costly.
   std::vector<T> copies((ranges - 1) * size, T(0));
   auto run_range = [&](int64_t r, const auto& add) {
-    const int64_t begin = total * r / ranges, end = total * (r + 1) / ranges;
-    for (int64_t i = begin; i < end;) {
-      const int64_t b = i / grid.numel;
-      int64_t voxel = i - b * grid.numel;
-      const int64_t stop = std::min(end, (b + 1) * grid.numel);
-      int64_t index[NDIM];
-      grid.unravel(voxel, index);
-      for (; i < stop; ++i, ++voxel, grid.advance(index)) fn(b, voxel, index, add);
-    }
+    walk_voxels(total * r / ranges, total * (r + 1) / ranges, grid,
+                [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) { fn(b, voxel, index, add); });
   };
   at::parallel_for(0, ranges, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
