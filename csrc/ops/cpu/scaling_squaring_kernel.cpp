@@ -7,6 +7,7 @@
 
 #include "motionext/scaling_squaring.h"
 #include "parallel.h"
+#include "squaring3d_avx2.h"
 #include "warp2d_avx2.h"
 
 namespace motionext {
@@ -23,6 +24,9 @@ struct CpuSquaring {
     if constexpr (NDIM == 2 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
       if (cpu::warp2d_avx2_usable(grid)) return cpu::squaring2d_avx2_step(field, scale, u_next, batch, grid, padding);
     }
+    if constexpr (NDIM == 3 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
+      if (cpu::squaring3d_avx2_usable(grid)) return cpu::squaring3d_avx2_step(field, scale, u_next, batch, grid, padding);
+    }
     const int64_t n = grid.numel;
     cpu::for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
       squaring_voxel_forward<NDIM, T>(field + b * NDIM * n, scale, u_next + b * NDIM * n, grid, voxel, index, padding);
@@ -36,6 +40,11 @@ struct CpuSquaring {
     if constexpr (NDIM == 2 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
       if (cpu::warp2d_avx2_usable(grid) && cpu::items_per_thread(batch)) {
         return cpu::squaring2d_avx2_step_backward(field, scale, g_next, grad, batch, grid, padding);
+      }
+    }
+    if constexpr (NDIM == 3 && std::is_same_v<T, float> && std::is_same_v<field_t, float>) {
+      if (cpu::squaring3d_avx2_usable(grid)) {
+        return cpu::squaring3d_avx2_step_backward(field, scale, g_next, grad, batch, grid, padding);
       }
     }
     const int64_t n = grid.numel;
