@@ -32,7 +32,7 @@ _TRAIN_OPTIONS = ("steps", "lr", "lr_scaling", "batch_size", "num_frames", "seed
 def _common(p, inputs=("input",)):
     for name in inputs:
         p.add_argument(name, help="a NIfTI cine: 4D (x, y, z, t) or 3D (x, y, t)")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' (ACDC's non-commercial terms) or 'pretrained-open'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' or 'pretrained-cines' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
@@ -229,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: unsupervised, as in the paper)")
     p.add_argument("--batch-size", type=int, help="sequences per process and step (default 8; batches of 1 learn far slower, docs/model.md)")
     p.add_argument("--frames", dest="num_frames", type=int,
-                   help="resample every sequence to this many frames (needed for --batch-size > 1 "
-                        "when sequences differ in length)")
+                   help="resample every sequence to this many frames (not needed for batching: "
+                        "batches hold sequences of one length; sparse ED/ES pairs are refused)")
     p.add_argument("--cache", help="preprocessing cache folder: NIfTI data is preprocessed once into it and "
                                    "memory-mapped afterwards")
     p.add_argument("--workers", type=int, help="data-loading processes per training process (default: 4 on CUDA, 0 on CPU)")
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--model", help='model settings as JSON, e.g. \'{"tds_probability": 0.0}\'')
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--init", help="start from these weights: 'pretrained', 'pretrained-open' or a checkpoint (fine-tuning; the "
+    p.add_argument("--init", help="start from these weights: 'pretrained', 'pretrained-cines', 'pretrained-open' or a checkpoint (fine-tuning; the "
                                   "optimizer starts fresh)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and a held-out phantom subject with the pretrained model; write NIfTI, "
                                      ".npy, CSV and figures to OUT and print a summary table.")
     p.add_argument("--out", default="motionext-demo", help="output folder")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' (ACDC's non-commercial terms) or 'pretrained-open'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' or 'pretrained-cines' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.set_defaults(run=_demo)
 
     p = verbs.add_parser("prune-cache", help="remove the preprocessing-cache entries that can never be used again",

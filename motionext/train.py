@@ -56,7 +56,7 @@ class TrainConfig:
     lr: float = 1e-3                  # the paper's 1.5e-4 is the "paper" preset (docs/model.md)
     lr_scaling: str = "none"          # lr × (global batch)^k with k = 0, 1/2, 1 for none, sqrt, linear
     batch_size: int = 8               # sequences per process and step (docs/model.md: why not 1)
-    num_frames: int | None = None     # resample every sequence to this many frames (needed for batches > 1)
+    num_frames: int | None = None     # resample every sequence to this many frames (batches need not: each holds one length)
     seed: int = 0
     spacing: float = 1.5
     size: tuple = (128, 128)

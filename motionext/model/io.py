@@ -18,8 +18,11 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 # The shipped models by name (motionext/pretrained/README.md is their card).
 # "pretrained": real cine-MRI (ACDC and Sunnybrook) and the phantom. ACDC's terms apply to it:
 #     non-commercial research use, citing Bernard et al., IEEE TMI 37(11), 2018.
+# "pretrained-cines": "pretrained" fine-tuned on the real data alone, whole cines weighted up;
+#     it tracks whole cines better and reconstructs missing frames worse. ACDC's terms apply.
 # "pretrained-open": only redistributable data (the phantom and Sunnybrook, CC0).
 PRETRAINED_MODELS = {"pretrained": PRETRAINED_DIR / "motionext_2d.pt",
+                     "pretrained-cines": PRETRAINED_DIR / "motionext_2d_cines.pt",
                      "pretrained-open": PRETRAINED_DIR / "motionext_2d_open.pt"}
 PRETRAINED = PRETRAINED_MODELS["pretrained"]
 
@@ -85,6 +88,9 @@ def load_model(path="pretrained", device="cpu") -> MotionModel:
       on ACDC, whose terms allow non-commercial research use only, citing Bernard et al., "Deep
       learning techniques for automatic MRI cardiac multi-structures segmentation and diagnosis",
       IEEE TMI 37(11), 2018.
+    - "pretrained-cines": "pretrained" fine-tuned on the real data alone, whole cines given more
+      weight: it tracks whole cines and held-out ACDC pairs better, and rebuilds missing frames
+      worse. ACDC's terms apply to it too.
     - "pretrained-open": trained only on redistributable data (the phantom, Sunnybrook, CC0).
 
     Their data, commands and measured figures: motionext/pretrained/README.md."""
