@@ -101,7 +101,7 @@ MOTIONEXT_AVX2 inline void trilinear_derivatives(const Stencil3& s, const Corner
 }
 
 // Rows [begin, end) along the last axis of all batch items (row r is row r % (D0 * D1) of item
-// r / (D0 * D1)): op.block(b, voxel, i0, i1, stencil) for each block of 8 voxels, and
+// r / (D0 * D1)): op.block(b, voxel, stencil) for each block of 8 voxels, and
 // op.tail(b, voxel, index) for each voxel left over (the scalar shared math).
 template <typename Op>
 MOTIONEXT_AVX2 void walk_rows(int64_t begin, int64_t end, const float* field, float scale, const Grid<3>& grid,

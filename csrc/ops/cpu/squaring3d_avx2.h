@@ -22,7 +22,9 @@ bool squaring3d_avx2_usable(const Grid<3>& grid);
 void squaring3d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<3>& grid,
                           Padding padding);
 
-// Its adjoint, grad (zeroed) += adjoint applied to g_next; any batch size (spread_in_ranges).
+// Its adjoint, grad (zeroed) += adjoint applied to g_next; any batch size. With fewer items than
+// threads each thread owns a slab of planes, or, for fields that move points too far, a range of
+// rows with a private copy (spread_in_ranges).
 void squaring3d_avx2_step_backward(const float* field, float scale, const float* g_next, float* grad, int64_t batch,
                                    const Grid<3>& grid, Padding padding);
 
