@@ -1,7 +1,7 @@
-"""The paper-style experiments on the data at hand, written to docs/results.md.
+"""The paper-style experiments on the data at hand, written to docs/results-phantom.md.
 
     python benchmarks/experiments.py [--model pretrained] [--no-tds-model runs/notds/model.pt]
-                                     [--shared ../shared/data/real] [--out docs/results.md]
+                                     [--shared ../shared/data/real] [--out docs/results-phantom.md]
 
 - Registration ED→ES: held-out phantom subjects (true motion known), the two Sunnybrook patients
   the shipped model never saw, and ACDC ED/ES pairs (ACDC is read from --shared only, never
@@ -136,7 +136,7 @@ def main(argv=None):
     parser.add_argument("--refine-settings", metavar="JSON",
                         help="refinement settings for the refined row, as `motionext track --refine-settings`")
     parser.add_argument("--baselines", default="syn,elastix", help="pairwise baselines to run when installed")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "results.md"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "results-phantom.md"))
     given = sys.argv[1:] if argv is None else list(argv)  # to name the exact command in the report
     args = parser.parse_args(given)
     checkout, package = Path(__file__).resolve().parents[1], Path(motionext.__file__).resolve().parent

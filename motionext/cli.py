@@ -26,7 +26,7 @@ def _train(args) -> int:
 # train options whose default comes from TrainConfig or the chosen --preset
 _TRAIN_OPTIONS = ("steps", "lr", "lr_scaling", "batch_size", "num_frames", "seed", "spacing", "val_every",
                   "checkpoint_every", "phantom_subjects", "device", "workers", "cache", "init", "val_data",
-                  "kl_free_bits", "kl_warmup", "intensity_augment", "dice_weight")
+                  "kl_free_bits", "kl_warmup", "intensity_augment", "dice_weight", "loss_per_frame")
 
 
 def _common(p, inputs=("input",)):
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kl-warmup", type=int, help="steps over which the KL weight rises from 0 to 1 (default 500; paper 0)")
     p.add_argument("--intensity-augment", action=argparse.BooleanOptionalAction,
                    help="gamma, contrast, bias-field and noise augmentation (default on; paper off)")
+    p.add_argument("--loss-per-frame", action=argparse.BooleanOptionalAction,
+                   help="step on the loss divided by the frames after ED, so that steps of cines and of ED/ES "
+                        "pairs weigh alike (default on; paper off: the sum over frames)")
     p.add_argument("--dice-weight", type=float,
                    help="optional anatomical term: weight on 1 - Dice of the ED labels propagated to labelled frames "
                         "(default 0: unsupervised, as in the paper)")

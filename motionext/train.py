@@ -76,6 +76,9 @@ class TrainConfig:
     kl_warmup: int = 500              # steps over which the KL weight rises linearly from 0 to 1
     intensity_augment: bool = True    # gamma, contrast, bias field and noise (augment.random_intensity)
     dice_weight: float = 0.0          # optional anatomical term: weight on 1 - Dice of propagated labels
+    # Adam steps on the loss divided by the frames after ED, so that a step of 20-frame cines and
+    # one of ED/ES pairs move the weights alike (docs/model.md); the paper sums over frames
+    loss_per_frame: bool = True
 
     def __post_init__(self):
         c = "TrainConfig"
@@ -96,6 +99,7 @@ class TrainConfig:
         self.size = v.integers(c, "size", self.size, lengths=(2,), minimum=8)
         v.flag(c, "augment", self.augment)
         v.flag(c, "intensity_augment", self.intensity_augment)
+        v.flag(c, "loss_per_frame", self.loss_per_frame)
         self.val_fraction = v.number(c, "val_fraction", self.val_fraction, minimum=0, maximum=0.9)
         self.val_every = v.integer(c, "val_every", self.val_every, minimum=1)
         self.checkpoint_every = v.integer(c, "checkpoint_every", self.checkpoint_every, minimum=1)
@@ -152,7 +156,8 @@ def _check_device(name) -> None:
 
 
 # Krebs et al. 2019's training settings, where motionext's defaults depart from them (docs/model.md).
-PRESETS = {"default": {}, "paper": {"lr": 1.5e-4, "kl_free_bits": 0.0, "kl_warmup": 0, "intensity_augment": False}}
+PRESETS = {"default": {}, "paper": {"lr": 1.5e-4, "kl_free_bits": 0.0, "kl_warmup": 0, "intensity_augment": False,
+                                        "loss_per_frame": False}}
 
 
 def preset_settings(name: str) -> dict:
@@ -305,11 +310,12 @@ def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, st
                device: torch.device) -> dict:
     """The loss terms of one training step (0-based `step`) on `batch`, under the run's autocast:
     the model's objective, plus the optional anatomical term when dice_weight > 0. "dice" is the
-    soft Dice of the ED labels propagated to the labelled frames, NaN when none after ED is."""
+    soft Dice of the ED labels propagated to the labelled frames, NaN when none after ED is.
+    "step_loss" is what the optimizer steps on: "loss", per frame after ED when loss_per_frame."""
     c = model.config
     frames = batch["frames"].to(device, non_blocking=True)
     times = batch["times"].to(device, non_blocking=True)
-    noise = model_noise(batch["seeds"], frames.shape[1], c.latent_dim, c.tds_probability, device)
+    noise = model_noise(batch["seeds"], frames.shape[1], c.latent_dim, c.tds_probability, device, c.tds_fill)
     dtype = config.amp_dtype(device)
     # autocast exists on CPU and CUDA only; elsewhere (e.g. the meta device) the run is full precision
     with torch.autocast(device.type if device.type in ("cpu", "cuda") else "cpu", dtype=dtype, enabled=dtype is not None):
@@ -319,6 +325,8 @@ def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, st
     if dice is not None and config.dice_weight > 0:
         terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
     terms["dice"] = dice if dice is not None else torch.full((), float("nan"), device=device)
+    # per frame after ED: ED's own terms carry no gradient, so a pair counts one frame
+    terms["step_loss"] = terms["loss"] / (frames.shape[1] - 1) if config.loss_per_frame else terms["loss"]
     return terms
 
 
@@ -335,7 +343,8 @@ def _read_resume_state(config: TrainConfig, path: Path, procs: distributed.Proce
     if not path.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
     state = read_checkpoint(path)
-    saved = TrainConfig(**{**state["train_config"], "size": tuple(state["train_config"]["size"])})
+    # runs written before loss_per_frame existed summed the loss over frames
+    saved = TrainConfig(**{"loss_per_frame": False, **state["train_config"], "size": tuple(state["train_config"]["size"])})
     ignore = dict.fromkeys(RUNTIME_SETTINGS)
     if asdict(saved) | ignore != asdict(config) | ignore:
         raise ValueError(f"--resume: {path} was written with different settings; "
@@ -425,7 +434,7 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
                 raise FloatingPointError(f"step {step + 1}: the loss is not finite ({values[0]}); "
                                          "lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
+            scaler.scale(terms["step_loss"]).backward()
             scaler.step(optimizer)
             scaler.update()
             row = {"step": step + 1, **{k: v if math.isfinite(v) else "" for k, v in zip(LOSS_TERMS, values)},

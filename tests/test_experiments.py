@@ -1,4 +1,4 @@
-"""benchmarks/experiments.py, the documented command that writes docs/results.md: on one small
+"""benchmarks/experiments.py, the documented command that writes docs/results-phantom.md: on one small
 run it writes every table and names the exact command that made it."""
 
 import sys
@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import experiments  # noqa: E402
+import real_data  # noqa: E402
 
 
 def test_report_has_every_table_and_names_its_command(tmp_path):
@@ -30,6 +31,21 @@ def test_bad_refine_settings_are_refused_before_anything_is_written(tmp_path, ca
     with pytest.raises(SystemExit):
         experiments.main(["--refine-settings", '{"window": 9}', "--out", str(out)])
     assert "unknown window" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("spec", ["pretrained-open", "pretrained-open:", ":50", "pretrained-open:0"])
+def test_real_data_refuses_a_bad_reference_before_anything_is_written(tmp_path, capsys, spec):
+    out = tmp_path / "results.md"
+    with pytest.raises(SystemExit):
+        real_data.main(["--reference-refine", spec, "--out", str(out)])
+    assert "--reference-refine takes MODEL:STEPS" in capsys.readouterr().err and not out.exists()
+
+
+def test_real_data_rows_are_every_model_at_each_step_count_then_the_reference():
+    rows = real_data.runs({"a": 1, "b": 2}, 10, ("old", 3, 50))
+    assert rows == [("a", 1, 0), ("a", 1, 10), ("b", 2, 0), ("b", 2, 10), ("old", 3, 50)]
+    assert real_data.runs({"a": 1}, 0, None) == [("a", 1, 0)]
+    assert real_data.row_label("old", 50) == "old, refined (50 steps)" and real_data.row_label("a", 0) == "a"
 
 
 def test_throughput_runs_every_round(tmp_path):

@@ -6,7 +6,7 @@ import torch
 
 from motionext.data import make_phantom
 from motionext.model import ModelConfig, MotionModel, motion_loss
-from motionext.model.layers import Decoder, Encoder, TemporalNetwork, smooth_spatial, smooth_temporal
+from motionext.model.layers import Decoder, Encoder, TemporalNetwork, smooth_over_phase, smooth_spatial, smooth_temporal
 
 SMALL = dict(image_size=(32, 32), latent_dim=8, encoder_channels=(4, 8, 8, 2), decoder_channels=(8, 8, 8, 4))
 
@@ -106,6 +106,43 @@ def test_smoothing_preserves_constants():
     torch.testing.assert_close(smooth_spatial(field, (2.0, 1.0)), field)
     seq = torch.full((1, 5, 2, 4, 4), -1.0)
     torch.testing.assert_close(smooth_temporal(seq, 1.5), seq)
+
+
+def test_smoothing_over_phases_mixes_neighbours_in_the_cycle_not_a_sparse_pair():
+    torch.manual_seed(0)
+    cine = torch.randn(1, 20, 2, 3)
+    even = torch.arange(20.0)[None] / 20
+    by_phase, by_index = smooth_over_phase(cine, even, 1.5 / 20), smooth_temporal(cine, 1.5)
+    # an even cine: as by index, away from the ends (whose padding differs)
+    torch.testing.assert_close(by_phase[:, 5:15], by_index[:, 5:15], atol=1e-3, rtol=0)
+    assert (by_phase - cine).abs().mean() > 0.3
+    # an (ED, ES) pair at its phases stays apart; by index, ES took about 31 % of ED's velocity
+    pair = torch.stack([torch.zeros(2, 3), torch.ones(2, 3)])[None]
+    torch.testing.assert_close(smooth_over_phase(pair, torch.tensor([[0.0, 0.35]]), 0.075), pair, atol=1e-4, rtol=0)
+    torch.testing.assert_close(smooth_temporal(pair, 1.5)[0, 1], torch.full((2, 3), 0.692), atol=1e-3, rtol=0)
+    # cyclic: the last phase is ED's neighbour
+    ends = torch.tensor([[0.0, 0.5, 0.95]])
+    seq = torch.tensor([[1.0, 0.0, -1.0]])
+    assert smooth_over_phase(seq, ends, 0.05, cyclic=True)[0, 0] < 0.5
+    assert smooth_over_phase(seq, ends, 0.05)[0, 0] > 0.99
+
+
+def test_the_decoder_smooths_by_phase_and_shipped_models_keep_their_index_smoothing():
+    torch.manual_seed(0)
+    model = MotionModel(ModelConfig(**SMALL)).eval()
+    unsmoothed = MotionModel(ModelConfig(**SMALL, temporal_sigma_phase=0.0)).eval()
+    unsmoothed.load_state_dict(model.state_dict())
+    z, ed = torch.randn(1, 2, 8), _frames(2)[:, 0]
+    pair = torch.tensor([[0.0, 0.35]])
+    torch.testing.assert_close(model.decode(z, ed, (1.5, 1.5), pair), unsmoothed.decode(z, ed, (1.5, 1.5), pair))
+    close = torch.tensor([[0.0, 0.05]])
+    assert not torch.allclose(model.decode(z, ed, (1.5, 1.5), close), unsmoothed.decode(z, ed, (1.5, 1.5), close))
+    # checkpoints saved before the setting existed smoothed by frame index, and still do
+    assert ModelConfig.from_dict({}).temporal_sigma_phase is None
+    assert ModelConfig.from_dict({}, saved=False).temporal_sigma_phase == 0.075
+    for bad in (-0.1, 1.5, "wide"):
+        with pytest.raises(ValueError, match="temporal_sigma_phase"):
+            ModelConfig(temporal_sigma_phase=bad)
 
 
 def test_loss_decreases_on_the_phantom():

@@ -178,15 +178,6 @@ def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
         motion.reconstruct(model, phantom.frames, [0, 4], fill="nearest")
 
 
-def test_missing_codes_are_interpolated_in_time_closing_at_ed():
-    from motionext.motion.api import code_weights
-
-    weights = code_weights(np.array([0.0, 0.1, 0.25, 0.3, 0.9]), np.array([0.0, 0.25, 0.5]))
-    np.testing.assert_allclose(weights, [[1, 0, 0], [0.6, 0.4, 0], [0, 1, 0], [0, 0.8, 0.2], [0.8, 0, 0.2]])
-    assert not code_weights(np.array([0.0, 0.5]), np.array([0.0]))[1].any()  # ED alone: the prior mean
-    assert not code_weights(np.array([0.0, 0.1]), np.array([0.0, 0.25]), "prior")[1].any()
-
-
 @pytest.mark.parametrize(
     "call, message",
     [

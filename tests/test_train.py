@@ -77,6 +77,79 @@ def test_resume_refuses_other_settings(tmp_path):
         train(_config(tmp_path / "empty"), resume=True, progress=False)
 
 
+def _step_gradient_norm(num_frames: int, **config) -> float:
+    from motionext.data.batches import TrainingSet, collate
+    from motionext.data.phantom import make_phantom
+    from motionext.model import ModelConfig, MotionModel
+    from motionext.train import step_terms
+
+    torch.manual_seed(0)
+    model = MotionModel(ModelConfig(image_size=(32, 32), **TINY_MODEL)).train()
+    cines = [make_phantom(size=(32, 32), num_frames=num_frames, seed=s).to_cine(name=f"p{s}") for s in range(4)]
+    batch = collate([TrainingSet(cines, augment=False)[(i, 0)] for i in range(4)])
+    step_terms(model, model, batch, TrainConfig(size=(32, 32), **config), 0, torch.device("cpu"))["step_loss"].backward()
+    return float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None)))
+
+
+def test_a_step_of_cines_and_a_step_of_pairs_weigh_alike_per_frame():
+    # Summed over frames, a 20-frame step's gradient is ~20 times a pair's, and Adam's running
+    # scale, set by those steps, then shrinks every pair step (docs/model.md, "Cines and pairs").
+    per_frame = _step_gradient_norm(20) / _step_gradient_norm(2)
+    summed = _step_gradient_norm(20, loss_per_frame=False) / _step_gradient_norm(2, loss_per_frame=False)
+    assert 0.5 < per_frame < 2 and summed > 10
+
+
+def test_per_frame_loss_leaves_a_run_of_one_length_as_it_was(tmp_path):
+    # Adam is blind to a constant scale of the loss: on sequences of one length the two settings
+    # take the same steps, up to Adam's epsilon
+    for flag in (True, False):
+        train(_config(tmp_path / str(flag), steps=3, loss_per_frame=flag, val_every=100), progress=False)
+    train(_config(tmp_path / "start", steps=1, lr=0.0, val_every=100), progress=False)  # the initial weights
+    start = _params(tmp_path / "start" / "model.pt")
+    moved = {flag: torch.cat([(_params(tmp_path / flag / "model.pt")[k] - start[k]).flatten() for k in start
+                              if start[k].is_floating_point()]) for flag in ("True", "False")}
+    assert moved["False"].norm() > 0
+    assert torch.nn.functional.cosine_similarity(moved["True"], moved["False"], 0) > 0.99
+    assert abs(moved["True"].norm() / moved["False"].norm() - 1) < 0.05
+
+
+def test_the_optimizer_steps_on_the_step_loss(tmp_path, monkeypatch):
+    import motionext.train as training
+
+    def nothing_to_learn(*args, **kwargs):
+        terms = step_terms(*args, **kwargs)
+        return {**terms, "step_loss": 0 * terms["step_loss"]}
+
+    step_terms = training.step_terms
+    monkeypatch.setattr(training, "step_terms", nothing_to_learn)
+    train(_config(tmp_path / "still", steps=2, val_every=100), progress=False)
+    monkeypatch.undo()
+    train(_config(tmp_path / "start", steps=1, lr=0.0, val_every=100), progress=False)
+    still, start = _params(tmp_path / "still" / "model.pt"), _params(tmp_path / "start" / "model.pt")
+    assert all(torch.equal(still[k], start[k]) for k in start)
+
+
+def test_loss_per_frame_is_the_default_the_paper_preset_sums_and_old_runs_resume_summed(tmp_path):
+    from motionext.train import preset_settings
+
+    assert TrainConfig().loss_per_frame and preset_settings("paper")["loss_per_frame"] is False
+    with pytest.raises(ValueError, match="loss_per_frame must be"):
+        TrainConfig(loss_per_frame="yes")
+    # a checkpoint written before the setting existed summed over frames: resuming it asks for that
+    train(_config(tmp_path, steps=2, loss_per_frame=False), progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["train_config"]["loss_per_frame"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="different settings"):
+        train(_config(tmp_path, steps=3), resume=True, progress=False)
+    assert train(_config(tmp_path, steps=3, loss_per_frame=False), resume=True, progress=False)["step"] == 3
+    for flags, expected in (([], True), (["--no-loss-per-frame"], False), (["--preset", "paper"], False)):
+        out = tmp_path / f"cli{len(flags)}{expected}"
+        assert cli(["train", "--out", str(out), "--steps", "1", "--size", "32", "32", "--phantom-subjects", "2",
+                    "--model", json.dumps(TINY_MODEL), "--quiet", *flags]) == 0
+        assert json.loads((out / "config.json").read_text())["train"]["loss_per_frame"] is expected
+
+
 def test_load_model_checks_what_it_reads(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
     model = load_model(tmp_path / "model.pt")

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from .augment import apply_affine, random_affine, random_intensity
 from .preprocess import resample_time
 from .cine import cycle_phases, even_phases
+from ..model.code_fill import drop_rate
 from ..model.motion_model import TDS_MIN_FRAMES
 
 
@@ -142,15 +143,19 @@ class EpochBatchSampler(Sampler):
             epoch, within = epoch + 1, 0
 
 
-def model_noise(seeds: torch.Tensor, num_frames: int, latent_dim: int, tds_probability: float, device) -> dict:
+def model_noise(seeds: torch.Tensor, num_frames: int, latent_dim: int, tds_probability: float, device,
+                tds_fill: str = "prior") -> dict:
     """The model's random draws for each sequence of a batch, from its item seed: posterior noise
     and prior samples (B, T, d) and the temporal-dropout mask (B, T), which is empty for
-    sequences shorter than TDS_MIN_FRAMES."""
+    sequences shorter than TDS_MIN_FRAMES (its rate: code_fill.drop_rate)."""
     posterior, prior, mask = [], [], []
     for seed in seeds.tolist():
         rng = np.random.default_rng([seed, 1])
         posterior.append(rng.standard_normal((num_frames, latent_dim), dtype=np.float32))
         prior.append(rng.standard_normal((num_frames, latent_dim), dtype=np.float32))
-        mask.append(rng.random(num_frames) < (tds_probability if num_frames >= TDS_MIN_FRAMES else 0.0))
+        drops = rng.random(num_frames)
+        # drawn last, so that "prior" runs keep the draws they had before tds_fill existed
+        rate = drop_rate(tds_probability, tds_fill, rng.random()) if num_frames >= TDS_MIN_FRAMES else 0.0
+        mask.append(drops < rate)
     as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).to(device)  # noqa: E731
     return {"posterior_noise": as_tensor(posterior), "prior_noise": as_tensor(prior), "tds_mask": as_tensor(mask)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .. import validate as v
+from .code_fill import FILLS
 
 
 @dataclass
@@ -19,11 +20,15 @@ class ModelConfig:
     tcn_padding: str = "zeros"         # or "cyclic" for periodic sequences
     tcn_direct: bool = False           # True: z_t also gets a linear map of z~_t itself (docs/model.md, "Whole cines")
     smoothing_mm: float = 3.0          # sigma_G of the velocity smoothing
-    temporal_sigma: float = 1.5        # sigma_T, in frames, of the velocity smoothing over time
+    temporal_sigma: float = 1.5        # sigma_T, in frames, of the velocity smoothing over time by frame index
+    # sigma_T in cycle phase, smoothing over the frames' own times: a sparse (ED, ES) pair is then
+    # not mixed (docs/model.md, "Smoothing over phases"); None smooths by index (models before 2026-12-04)
+    temporal_sigma_phase: float | None = 0.075
     squaring_steps: int = 7
     lncc_window: int = 9
     recon_weight: float = 2000.0       # lambda on (1 - mean LNCC), untuned; see docs/model.md
     tds_probability: float = 0.5       # delta of temporal dropout sampling
+    tds_fill: str = "prior"            # what a dropped code becomes: a prior sample (paper) or "interpolate" (code_fill.py)
     symmetric: bool = True             # also compare I_t warped by exp(-v) with I_0
     velocity_scale: float = 10.0       # the decoder's output, in voxels, is multiplied by this (docs/model.md)
     ed_feature_channels: tuple = (8, 16, 16, 16)  # ED features the decoder sees at scales 1..1/8; () = ED itself
@@ -48,10 +53,14 @@ class ModelConfig:
         v.flag(c, "tcn_direct", self.tcn_direct)
         self.smoothing_mm = v.number(c, "smoothing_mm", self.smoothing_mm, minimum=0)
         self.temporal_sigma = v.number(c, "temporal_sigma", self.temporal_sigma, minimum=0)
+        if self.temporal_sigma_phase is not None:
+            self.temporal_sigma_phase = v.number(c, "temporal_sigma_phase", self.temporal_sigma_phase, minimum=0,
+                                                 maximum=1)
         self.squaring_steps = v.integer(c, "squaring_steps", self.squaring_steps, minimum=1, maximum=30)
         self.lncc_window = v.odd(c, "lncc_window", self.lncc_window, maximum=min(self.image_size))
         self.recon_weight = v.number(c, "recon_weight", self.recon_weight, positive=True)
         self.tds_probability = v.number(c, "tds_probability", self.tds_probability, minimum=0, maximum=1)
+        v.choice(c, "tds_fill", self.tds_fill, FILLS)
         v.flag(c, "symmetric", self.symmetric)
         self.velocity_scale = v.number(c, "velocity_scale", self.velocity_scale, positive=True)
         self.spacing = v.number(c, "spacing", self.spacing, positive=True)
@@ -73,4 +82,4 @@ class ModelConfig:
 
 
 # What a setting was before it was saved with the weights: checkpoints written without it read so.
-LEGACY_SETTINGS = {"velocity_scale": 1.0, "ed_feature_channels": (), "spacing": 1.5}
+LEGACY_SETTINGS = {"velocity_scale": 1.0, "ed_feature_channels": (), "spacing": 1.5, "temporal_sigma_phase": None}

@@ -187,8 +187,26 @@ def smooth_spatial(field: torch.Tensor, sigmas) -> torch.Tensor:
     return field
 
 
+def smooth_over_phase(sequence: torch.Tensor, times: torch.Tensor, sigma: float, cyclic: bool = False) -> torch.Tensor:
+    """Gaussian smoothing over dim 1 (time) of (B, T, ...) by the frames' cycle phases `times`
+    (B, T): each frame becomes the mean of its sequence's frames weighted by exp(-d^2 / 2 sigma^2),
+    d their phase difference (around the cycle when `cyclic`). Frames far apart in the cycle, such
+    as a sparse (ED, ES) pair, are not mixed; an even cine of T frames is smoothed as by sigma * T
+    frames."""
+    if sigma <= 0 or sequence.shape[1] < 2:
+        return sequence
+    b, t = sequence.shape[:2]
+    times = times.to(sequence.device, torch.float32).expand(b, t)
+    d = times[:, :, None] - times[:, None, :]
+    if cyclic:
+        d = d - torch.round(d)
+    weights = torch.exp(-0.5 * (d / sigma) ** 2)
+    weights = (weights / weights.sum(-1, keepdim=True)).to(sequence.dtype)
+    return torch.bmm(weights, sequence.reshape(b, t, -1)).reshape(sequence.shape)
+
+
 def smooth_temporal(sequence: torch.Tensor, sigma: float, cyclic: bool = False) -> torch.Tensor:
-    """Gaussian smoothing over dim 1 (time) of (B, T, ...)."""
+    """Gaussian smoothing over dim 1 (time) of (B, T, ...) by frame index."""
     if sigma <= 0 or sequence.shape[1] < 2:
         return sequence
     b, t = sequence.shape[:2]

@@ -8,8 +8,9 @@ import torch.nn as nn
 
 from .. import ops
 from ..ops._autocast import autocast_off
+from .code_fill import drop_rate, fill_dropped_codes
 from .config import ModelConfig
-from .layers import Decoder, Encoder, TemporalNetwork, smooth_spatial, smooth_temporal
+from .layers import Decoder, Encoder, TemporalNetwork, smooth_over_phase, smooth_spatial, smooth_temporal
 
 # A frame's code is dropped (TDS) only when the sequence has neighbours in time to infer it
 # from: in an (ED, ES) pair the ED code says nothing about ES, so dropping the ES code would
@@ -61,15 +62,24 @@ class MotionModel(nn.Module):
         # in z~'s dtype: under autocast the network runs in half precision, the codes stay full
         return self.temporal(z_tilde.transpose(1, 2), times).transpose(1, 2).to(z_tilde.dtype)
 
-    def decode(self, z: torch.Tensor, moving: torch.Tensor, spacing) -> torch.Tensor:
-        """z (B, T, d), ED frame (B, *S), spacing (mm per axis) -> smoothed velocities (B, T, ndim, *S)."""
+    def decode(self, z: torch.Tensor, moving: torch.Tensor, spacing, times: torch.Tensor) -> torch.Tensor:
+        """z (B, T, d), ED frame (B, *S), spacing (mm per axis), cycle phases (B, T) -> smoothed
+        velocities (B, T, ndim, *S)."""
         b, t = z.shape[:2]
         spatial = moving.shape[1:]
         velocity = self.decoder(z.reshape(b * t, -1), moving.unsqueeze(1), repeats=t)
         sigmas = [self.config.smoothing_mm / float(s) for s in spacing]
         with autocast_off(velocity):  # the decoder's velocity is full precision (layers.Decoder): keep it so
             velocity = smooth_spatial(velocity, sigmas).view(b, t, self.config.ndim, *spatial)
-            return smooth_temporal(velocity, self.config.temporal_sigma, cyclic=self.config.tcn_padding == "cyclic")
+            return self.smooth_in_time(velocity, times)
+
+    def smooth_in_time(self, sequence: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) smoothed over time: over the phases `times` (B, T), or by frame index for
+        models trained so (config.temporal_sigma_phase None)."""
+        c = self.config
+        if c.temporal_sigma_phase is None:
+            return smooth_temporal(sequence, c.temporal_sigma, cyclic=c.tcn_padding == "cyclic")
+        return smooth_over_phase(sequence, times, c.temporal_sigma_phase, cyclic=c.tcn_padding == "cyclic")
 
     def exponentiate(self, velocity: torch.Tensor) -> torch.Tensor:
         """Velocities (B, T, ndim, *S) -> displacements of exp(v), same shape."""
@@ -90,8 +100,9 @@ class MotionModel(nn.Module):
                 tds_mask: torch.Tensor | None = None, posterior_noise: torch.Tensor | None = None,
                 prior_noise: torch.Tensor | None = None) -> dict:
         """Run the model on sequences. `sample` draws z~ from the posterior (default: in training);
-        in training each z~_t is replaced by a prior sample with probability tds_probability
-        (temporal dropout sampling; not in sequences shorter than TDS_MIN_FRAMES). `tds_mask` (B, T, bool) fixes which ones, and
+        in training each z~_t is dropped with probability tds_probability (temporal dropout
+        sampling; not in sequences shorter than TDS_MIN_FRAMES) and replaced as config.tds_fill
+        says (code_fill.py). `tds_mask` (B, T, bool) fixes which ones, and
         `posterior_noise` / `prior_noise` (B, T, d) the standard normal draws (training draws them
         per sequence, so that results do not depend on how a batch is split across processes)."""
         self.check_frames(frames)
@@ -104,13 +115,14 @@ class MotionModel(nn.Module):
             z_tilde = mean + noise * torch.exp(0.5 * log_var)
         else:
             z_tilde = mean
+        c = self.config
         if tds_mask is None:
-            p = self.config.tds_probability if self.training and t >= TDS_MIN_FRAMES else 0.0
-            tds_mask = torch.rand(b, t, device=frames.device) < p
+            rate = drop_rate(c.tds_probability, c.tds_fill, torch.rand(b, 1, device=frames.device))
+            tds_mask = torch.rand(b, t, device=frames.device) < (rate if self.training and t >= TDS_MIN_FRAMES else 0.0)
         prior = torch.randn_like(z_tilde) if prior_noise is None else prior_noise.to(z_tilde.dtype)
-        z_tilde = torch.where(tds_mask.unsqueeze(-1), prior, z_tilde)
+        z_tilde = fill_dropped_codes(z_tilde, prior, tds_mask, times, c.tds_fill)
         z = self.motion_matrix(z_tilde, times)
-        velocity = self.decode(z, frames[:, 0], spacing)
+        velocity = self.decode(z, frames[:, 0], spacing, times)
         displacement = self.exponentiate(velocity)
         return {
             "mean": mean, "log_var": log_var, "z_tilde": z_tilde, "tds_mask": tds_mask, "z": z,

@@ -15,6 +15,7 @@ import torch
 
 from .. import ops
 from ..data.cine import even_phases
+from ..model.code_fill import FILLS, code_weights
 from ..model.motion_model import normalized_times
 from ..validate import choice, integer
 from .inputs import as_sequence, model_device
@@ -55,12 +56,14 @@ def _fitted(model, seq, refine: int, settings: RefineSettings | None, progress: 
     codes, residual = refine_motion(model, seq.frames, seq.spacing, _posterior(model, seq.frames)[0], refine,
                                     settings or RefineSettings(), progress=progress, times=seq.times)
     z = model.motion_matrix(codes[None], seq.times[None])
-    return (z, *_decode(model, z, seq.frames[0], seq.spacing, residual))
+    return (z, *_decode(model, z, seq.frames[0], seq.spacing, seq.times, residual))
 
 
-def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing, residual: torch.Tensor | None = None):
-    """(velocity, displacement) of the motion matrix z, plus a refined residual velocity."""
-    velocity = model.decode(z, ed[None], spacing)
+def _decode(model, z: torch.Tensor, ed: torch.Tensor, spacing, times: torch.Tensor,
+            residual: torch.Tensor | None = None):
+    """(velocity, displacement) of the motion matrix z (1, T, d) at cycle phases `times` (T,), plus
+    a refined residual velocity."""
+    velocity = model.decode(z, ed[None], spacing, times[None].to(z.device))
     if residual is not None:
         velocity = velocity + residual[None]
     return velocity, model.exponentiate(velocity)
@@ -104,7 +107,7 @@ def transport(model, source, target_ed, *, spacing=None) -> Tracking:
     target = np.asarray(target_ed.detach().cpu() if isinstance(target_ed, torch.Tensor) else target_ed)
     b = as_sequence(model, np.stack([target, target]), spacing, what="transport target ED frame")
     z = model.motion_matrix(_posterior(model, a.frames), a.times[None])
-    velocity, displacement = _decode(model, z, b.frames[0], b.spacing)
+    velocity, displacement = _decode(model, z, b.frames[0], b.spacing, a.times)
     warped = model.warp_frames(b.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z[0], b.spacing, b.frames[:1])
 
@@ -128,9 +131,10 @@ def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spaci
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
     device = model_device(model)
-    z = model.motion_matrix(z_tilde.to(device), normalized_times(num_frames, num_samples, device))
+    times = normalized_times(num_frames, num_samples, device)
+    z = model.motion_matrix(z_tilde.to(device), times)
     ed_batch = seq.frames[:1].expand(num_samples, *seq.frames.shape[1:])
-    velocity = model.decode(z, ed_batch, seq.spacing)
+    velocity = model.decode(z, ed_batch, seq.spacing, times)
     displacement = model.exponentiate(velocity)
     frames = model.warp_frames(ed_batch, displacement)
     magnitude = displacement.pow(2).sum(2).sqrt()
@@ -160,30 +164,6 @@ def frame_subset(num_frames: int, *, every: int | None = None, first: int | None
     return sorted(set(chosen) | {0})
 
 
-FILLS = ("interpolate", "prior")
-
-
-def code_weights(instants: np.ndarray, given_times: np.ndarray, fill: str = "interpolate") -> np.ndarray:
-    """(instants, given) weights that make each instant's code z~ from the given frames' codes.
-    A given frame's instant takes its own code. With "interpolate" every other instant takes the
-    linear interpolation in time of the two given frames around it, the cycle closing at ED (phase
-    1 is ED again); with ED alone there is nothing to interpolate, and it falls back to "prior":
-    the prior mean, 0, as the paper does, leaving the temporal network to fill the instant in."""
-    choice("reconstruct", "fill", fill, FILLS)
-    weights = np.zeros((instants.size, given_times.size))
-    known = np.append(given_times, 1.0)  # given_times is sorted and starts at ED (0)
-    for i, p in enumerate(instants):
-        exact = np.flatnonzero(np.isclose(given_times, p))
-        if exact.size:
-            weights[i, exact[0]] = 1.0
-        elif fill == "interpolate" and given_times.size > 1:
-            after = int(np.searchsorted(known, p, side="right"))
-            w = (p - known[after - 1]) / (known[after] - known[after - 1])
-            weights[i, after - 1] += 1 - w
-            weights[i, after % given_times.size] += w  # after the last given frame: towards ED
-    return weights
-
-
 @torch.no_grad()
 def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "interpolate") -> Tracking:
     """The full sequence from a subset of its frames (`given`: indices, ED always included).
@@ -193,6 +173,7 @@ def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "
     code_weights). `times` (normalised, in [0, 1)) asks for arbitrary instants instead of the
     frames (temporal super-resolution); the given frames keep their times t/T. Only the given
     frames are read."""
+    choice("reconstruct", "fill", fill, FILLS)
     seq = as_sequence(model, frames, spacing)
     t = seq.frames.shape[0]
     given = frame_subset(t, frames=given)
@@ -207,6 +188,7 @@ def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "
     weights = torch.from_numpy(code_weights(instants, frame_times[given], fill)).to(posterior)
     z_all = model.motion_matrix((weights @ posterior)[None], torch.from_numpy(instants)[None].to(posterior.device))[0]
     z = z_all[[int(np.flatnonzero(np.isclose(instants, q))[0]) for q in query]]
-    velocity, displacement = _decode(model, z[None], seq.frames[0], seq.spacing)
+    velocity, displacement = _decode(model, z[None], seq.frames[0], seq.spacing,
+                                     torch.from_numpy(query.astype(np.float32)))
     warped = model.warp_frames(seq.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z, seq.spacing, seq.frames)

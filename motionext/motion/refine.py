@@ -23,7 +23,7 @@ the whole image per frame.
 
 The encoder, temporal network and decoder stay fixed. `motionext track --refine N` (and
 compensate, evaluate) use it, with `--refine-settings JSON` to change the settings;
-docs/results.md measures it.
+docs/results-phantom.md measures it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ..model.layers import smooth_spatial, smooth_temporal
+from ..model.layers import smooth_spatial
 from ..model.losses import (global_ncc, motion_loss, spatial_curvature_penalty, spatial_gradient_penalty,
                             temporal_curvature_penalty)
 from ..model.motion_model import normalized_times
@@ -118,7 +118,7 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             if not in_time:
                 return smooth
             # smoothed in time as the decoder's velocities are, so that the frames move consistently
-            return smooth_temporal(smooth, model.config.temporal_sigma, cyclic=cyclic)
+            return model.smooth_in_time(smooth, times)
 
     # no wider than the image's shortest axis (a thin 3-D stack), kept odd
     shortest = min(frames.shape[1:])
@@ -128,7 +128,7 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
                                   {"params": [raw], "lr": settings.residual_rate}])
     with torch.enable_grad():
         for _ in tqdm(range(steps), desc="refine", unit="step", disable=not progress, leave=False):
-            velocity = model.decode(model.motion_matrix(codes, times), sequence[:, 0], spacing) + residual()
+            velocity = model.decode(model.motion_matrix(codes, times), sequence[:, 0], spacing, times) + residual()
             out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
                    "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
             loss = motion_loss(model, sequence, out, objective)["loss"]
