@@ -311,7 +311,8 @@ def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, st
     """The loss terms of one training step (0-based `step`) on `batch`, under the run's autocast:
     the model's objective, plus the optional anatomical term when dice_weight > 0. "dice" is the
     soft Dice of the ED labels propagated to the labelled frames, NaN when none after ED is.
-    "step_loss" is what the optimizer steps on: "loss", per frame after ED when loss_per_frame."""
+    "step_loss" is what the optimizer steps on: "loss", with the model's objective per frame after
+    ED when loss_per_frame (the anatomical term, a mean over labelled frames, is not divided)."""
     c = model.config
     frames = batch["frames"].to(device, non_blocking=True)
     times = batch["times"].to(device, non_blocking=True)
@@ -322,11 +323,14 @@ def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, st
         result = replica(frames, (config.spacing,) * c.ndim, times, **noise)  # every sequence was resampled to it
         terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits, kl_scale=config.kl_scale(step))
         dice = propagated_label_dice(batch["labels"].to(device), batch["labelled"], result["displacement"])
-    if dice is not None and config.dice_weight > 0:
-        terms["loss"] = terms["loss"] + config.dice_weight * (1 - dice)
-    terms["dice"] = dice if dice is not None else torch.full((), float("nan"), device=device)
     # per frame after ED: ED's own terms carry no gradient, so a pair counts one frame
     terms["step_loss"] = terms["loss"] / (frames.shape[1] - 1) if config.loss_per_frame else terms["loss"]
+    if dice is not None and config.dice_weight > 0:
+        # a mean over the labelled frames already: a cine's labels weigh as much as a pair's
+        anatomical = config.dice_weight * (1 - dice)
+        terms["loss"] = terms["loss"] + anatomical
+        terms["step_loss"] = terms["step_loss"] + anatomical
+    terms["dice"] = dice if dice is not None else torch.full((), float("nan"), device=device)
     return terms
 
 

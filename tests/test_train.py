@@ -99,6 +99,29 @@ def test_a_step_of_cines_and_a_step_of_pairs_weigh_alike_per_frame():
     assert 0.5 < per_frame < 2 and summed > 10
 
 
+def test_per_frame_loss_divides_the_objective_not_the_anatomical_term():
+    # the label term is a mean over the labelled frames: divided by T - 1 it would weigh a cine's
+    # labels 19 times less than a pair's
+    from motionext.data.batches import TrainingSet, collate
+    from motionext.data.phantom import make_phantom
+    from motionext.model import ModelConfig, MotionModel
+    from motionext.train import step_terms
+
+    torch.manual_seed(0)
+    model = MotionModel(ModelConfig(image_size=(32, 32), **TINY_MODEL)).train()
+    cines = [make_phantom(size=(32, 32), num_frames=10, seed=s).to_cine(name=f"p{s}") for s in range(2)]
+    batch = collate([TrainingSet(cines, augment=False)[(i, 0)] for i in range(2)])
+    terms = {}
+    for weight in (0.0, 500.0):
+        torch.manual_seed(1)
+        terms[weight] = step_terms(model, model, batch, TrainConfig(size=(32, 32), dice_weight=weight), 0,
+                                   torch.device("cpu"))
+    objective, labelled = terms[0.0], terms[500.0]
+    assert torch.isfinite(labelled["dice"]) and labelled["dice"] < 1
+    torch.testing.assert_close(labelled["step_loss"], objective["loss"] / 9 + 500 * (1 - labelled["dice"]))
+    torch.testing.assert_close(labelled["loss"], objective["loss"] + 500 * (1 - labelled["dice"]))
+
+
 def test_per_frame_loss_leaves_a_run_of_one_length_as_it_was(tmp_path):
     # Adam is blind to a constant scale of the loss: on sequences of one length the two settings
     # take the same steps, up to Adam's epsilon
