@@ -23,6 +23,7 @@ def test_shipped_models_load_by_name(name):
     model = motionext.load_model(name)
     assert isinstance(model.config, ModelConfig) and model.config.image_size == (128, 128)
     assert not model.training and model.source == str(path)
+    assert model.config.temporal_sigma_phase is None  # trained smoothing by frame index, and still does
 
 
 def test_the_open_model_saw_only_redistributable_data():
