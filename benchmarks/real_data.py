@@ -1,7 +1,8 @@
 """The trained models on the held-out real data of the patient split (benchmarks/real_split.py),
-written to docs/results.md.
+written to docs/results.md. Run it with the installed package: PYTHONPATH=. would import the
+source tree, which holds no compiled kernels, and time the reference ops.
 
-    PYTHONPATH=. python benchmarks/real_data.py [--models pretrained,pretrained-open]
+    python benchmarks/real_data.py [--models pretrained,pretrained-open]
         [--split runs/real-split] [--baselines syn,elastix] [--refine 10]
         [--reference-refine pretrained-open:50] [--out docs/results.md]
 
