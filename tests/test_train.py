@@ -77,16 +77,22 @@ def test_resume_refuses_other_settings(tmp_path):
         train(_config(tmp_path / "empty"), resume=True, progress=False)
 
 
-def _step_gradient_norm(num_frames: int, **config) -> float:
+def _tiny_model_and_batch(num_frames: int, count: int):
+    """A tiny model in training mode and one batch of `count` phantom cines of `num_frames`."""
     from motionext.data.batches import TrainingSet, collate
     from motionext.data.phantom import make_phantom
     from motionext.model import ModelConfig, MotionModel
-    from motionext.train import step_terms
 
     torch.manual_seed(0)
     model = MotionModel(ModelConfig(image_size=(32, 32), **TINY_MODEL)).train()
-    cines = [make_phantom(size=(32, 32), num_frames=num_frames, seed=s).to_cine(name=f"p{s}") for s in range(4)]
-    batch = collate([TrainingSet(cines, augment=False)[(i, 0)] for i in range(4)])
+    cines = [make_phantom(size=(32, 32), num_frames=num_frames, seed=s).to_cine(name=f"p{s}") for s in range(count)]
+    return model, collate([TrainingSet(cines, augment=False)[(i, 0)] for i in range(count)])
+
+
+def _step_gradient_norm(num_frames: int, **config) -> float:
+    from motionext.train import step_terms
+
+    model, batch = _tiny_model_and_batch(num_frames, 4)
     step_terms(model, model, batch, TrainConfig(size=(32, 32), **config), 0, torch.device("cpu"))["step_loss"].backward()
     return float(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None)))
 
@@ -102,15 +108,9 @@ def test_a_step_of_cines_and_a_step_of_pairs_weigh_alike_per_frame():
 def test_per_frame_loss_divides_the_objective_not_the_anatomical_term():
     # the label term is a mean over the labelled frames: divided by T - 1 it would weigh a cine's
     # labels 19 times less than a pair's
-    from motionext.data.batches import TrainingSet, collate
-    from motionext.data.phantom import make_phantom
-    from motionext.model import ModelConfig, MotionModel
     from motionext.train import step_terms
 
-    torch.manual_seed(0)
-    model = MotionModel(ModelConfig(image_size=(32, 32), **TINY_MODEL)).train()
-    cines = [make_phantom(size=(32, 32), num_frames=10, seed=s).to_cine(name=f"p{s}") for s in range(2)]
-    batch = collate([TrainingSet(cines, augment=False)[(i, 0)] for i in range(2)])
+    model, batch = _tiny_model_and_batch(10, 2)
     terms = {}
     for weight in (0.0, 500.0):
         torch.manual_seed(1)

@@ -117,8 +117,9 @@ class MotionModel(nn.Module):
             z_tilde = mean
         c = self.config
         if tds_mask is None:
-            rate = drop_rate(c.tds_probability, c.tds_fill, torch.rand(b, 1, device=frames.device))
-            tds_mask = torch.rand(b, t, device=frames.device) < (rate if self.training and t >= TDS_MIN_FRAMES else 0.0)
+            dropping = self.training and t >= TDS_MIN_FRAMES  # outside training nothing is drawn for the rate
+            rate = drop_rate(c.tds_probability, c.tds_fill, torch.rand(b, 1, device=frames.device)) if dropping else 0.0
+            tds_mask = torch.rand(b, t, device=frames.device) < rate
         prior = torch.randn_like(z_tilde) if prior_noise is None else prior_noise.to(z_tilde.dtype)
         z_tilde = fill_dropped_codes(z_tilde, prior, tds_mask, times, c.tds_fill)
         z = self.motion_matrix(z_tilde, times)
