@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu_check.sh --cpu [OUT]    # the CPU-runnable parts, small (CI runs this)
 #
 # On the GPU it builds the CUDA extension into this checkout, runs the CUDA-marked tests,
-# compute-sanitizer memcheck on benchmarks/kernel_smoke.py, compare.py --sizes 2d-seq 3d-gpu, a
+# compute-sanitizer memcheck on benchmarks/kernel_smoke.py, compare.py --sizes 3d-gpu and 2d-seq, a
 # 200-step bf16 training on the phantom and throughput.py --device cuda. Written for the device
 # machine of /work/.library/device (torch, nvcc, cmake, ninja, pybind11, scikit-build-core,
 # pytest; no nibabel, no internet): nothing here needs nibabel or a download.
@@ -85,18 +85,24 @@ EOF
 TINY='{"latent_dim": 8, "encoder_channels": [4, 8, 8, 2], "decoder_channels": [8, 8, 8, 4], "ed_feature_channels": [4, 4, 4, 4]}'
 if [[ $MODE == gpu ]]; then
   export PYTHONPATH=$REPO MOTIONEXT_REQUIRE_COMPILED=1
-  step build 240 build_cuda
+  export -f build_cuda; export REPO PY  # `timeout` runs programs, not shell functions
+  step build 240 bash -c build_cuda
   step cuda-tests 90 "$PY" -m pytest -q -p no:cacheprovider -m cuda "$REPO"/tests/test_ops_agreement.py \
       "$REPO"/tests/test_ops_gradcheck.py "$REPO"/tests/test_ops_library.py "$REPO"/tests/test_mixed_precision.py \
       "$REPO"/tests/test_devices.py
   step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 1 "$PY" "$REPO"/benchmarks/kernel_smoke.py --device cuda
-  step compare 90 "$PY" "$REPO"/benchmarks/compare.py --sizes 2d-seq 3d-gpu --device cuda --markdown "$OUT/compare.md" --json "$OUT/compare.json"
+  # peak memory (a fresh process per case, ~4 s of CUDA start each) for the large 3D size only
+  step compare 120 "$PY" "$REPO"/benchmarks/compare.py --sizes 3d-gpu --device cuda --min-seconds 0.5 \
+      --markdown "$OUT/compare.md" --json "$OUT/compare.json"
+  step compare-2d 60 "$PY" "$REPO"/benchmarks/compare.py --sizes 2d-seq --device cuda --min-seconds 0.5 --no-memory \
+      --markdown "$OUT/compare-2d.md" --json "$OUT/compare-2d.json"
+  rm -rf /tmp/motionext-gpu-train /tmp/motionext-gpu-train-checked  # a warm machine keeps /tmp between calls
   step train 40 "$PY" -m motionext train --data phantom --steps 200 --amp bf16 --device cuda --val-every 100 \
       --checkpoint-every 200 --quiet --out /tmp/motionext-gpu-train
   # the same run with the per-op NaN/Inf check on (a host sync per op): what the default saves
   step train-checked 30 env MOTIONEXT_CHECK_FINITE=1 "$PY" -m motionext train --data phantom --steps 60 --amp bf16 \
       --device cuda --val-every 1000 --checkpoint-every 1000 --quiet --out /tmp/motionext-gpu-train-checked
-  step throughput 40 "$PY" "$REPO"/benchmarks/throughput.py --device cuda --processes 1 --skip-loading --markdown "$OUT/throughput.md"
+  step throughput 90 "$PY" "$REPO"/benchmarks/throughput.py --device cuda --processes 1 --skip-loading --markdown "$OUT/throughput.md"
   TRAIN_LOG=/tmp/motionext-gpu-train/log.csv
   CHECKED_LOG=/tmp/motionext-gpu-train-checked/log.csv
 else
@@ -132,7 +138,9 @@ fi
       echo; echo "## $name (last lines)"; echo; echo '```'; tail -n 8 "$LOGS/$name.log"; echo '```'
     fi
   done
-  if [[ -f $OUT/compare.md ]]; then echo; echo "## compare.py"; echo; cat "$OUT/compare.md"; fi
+  for table in compare compare-2d; do
+    if [[ -f $OUT/$table.md ]]; then echo; echo "## $table (benchmarks/compare.py)"; echo; cat "$OUT/$table.md"; fi
+  done
   if [[ -f $TRAIN_LOG ]]; then echo; echo "## training (bf16 autocast, phantom)"; echo; train_summary "$TRAIN_LOG"; fi
   if [[ -f $CHECKED_LOG ]]; then
     echo; echo "## the same training with MOTIONEXT_CHECK_FINITE=1 (a NaN/Inf check and host sync per op)"; echo

@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     if not ops.build_info()["compiled"]:
         print(f"kernel_smoke: the compiled extension is not loaded: {ops.build_info()['load_error']}")
         return 1
+    # The reference is the yardstick: its convolutions (LNCC's box sums) must not drop to TF32.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     failures = 0
     for ndim, dtype in itertools.product((2, 3), (torch.float32, torch.bfloat16)):
         for name, fn, inputs in cases(ndim, args.device, dtype):

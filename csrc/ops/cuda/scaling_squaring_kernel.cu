@@ -1,5 +1,6 @@
 // motionext::scaling_squaring on CUDA: one launch per squaring step, forward and backward; the
 // host logic is in ../scaling_squaring_driver.h.
+#include <ATen/Context.h>
 #include <torch/library.h>
 
 #include "../scaling_squaring_driver.h"
@@ -41,6 +42,8 @@ struct CudaSquaring {
   template <int NDIM, typename T, typename field_t>
   static void step_backward(const field_t* field, T scale, const T* g_next, T* grad, int64_t batch,
                             const Grid<NDIM>& grid, Padding padding) {
+    // Each step's adjoint warp is summed with atomics, in no fixed order.
+    at::globalContext().alertNotDeterministic("motionext::scaling_squaring_backward (CUDA)");
     step_backward_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
         field, scale, g_next, grad, batch, grid, padding);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

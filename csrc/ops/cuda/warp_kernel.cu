@@ -1,5 +1,6 @@
 // motionext::warp on CUDA: one thread per output voxel; the image gradient is spread with
 // atomics. The host logic is in ../warp_driver.h.
+#include <ATen/Context.h>
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
 
@@ -50,6 +51,8 @@ struct CudaWarp {
   static void backward(const scalar_t* grad_output, const scalar_t* image, const scalar_t* displacement,
                        at::opmath_type<scalar_t>* grad_image, scalar_t* grad_displacement, int64_t batch,
                        int64_t channels, const Grid<NDIM>& grid, Padding padding) {
+    // The image's gradient is summed with atomics, in no fixed order (as grid_sample's is).
+    if (grad_image) at::globalContext().alertNotDeterministic("motionext::warp_backward (CUDA, image gradient)");
     backward_kernel<NDIM, MODE, scalar_t><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
         grad_output, image, displacement, grad_image, grad_displacement, batch, channels, grid, padding);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
