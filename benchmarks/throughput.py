@@ -39,6 +39,7 @@ def training_rate(backend: str, processes: int, steps: int, device: str, folder:
     """Sequences per second of `motionext train` (median step time after 2 warm-up steps)."""
     out = folder / f"{backend}-{processes}"
     shutil.rmtree(out, ignore_errors=True)  # each round is a fresh run (train refuses to write over one)
+    folder.mkdir(parents=True, exist_ok=True)
     launcher = [sys.executable, "-m", "motionext"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m", "motionext"]
     env = {**os.environ, "MOTIONEXT_BACKEND": backend}
@@ -46,7 +47,9 @@ def training_rate(backend: str, processes: int, steps: int, device: str, folder:
         env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // processes))
     command = [*launcher, *TRAIN_ARGS, "--frames", str(frames), "--size", str(size), str(size), "--steps", str(steps),
                "--device", device, "--out", str(out)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    # run outside the checkout: `python -m` puts the working directory first on the path, where the
+    # source tree (without the compiled kernels) would shadow the installed package
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=folder)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     with open(out / "log.csv") as f:

@@ -242,3 +242,75 @@ def test_batch_spreading_paths_agree(four_threads, shape):
     _, (gv,) = _grads(lambda v: ops.scaling_squaring(v, steps=4), field)
     _, (rv,) = _grads(lambda v: reference.scaling_squaring(v, steps=4), field)
     torch.testing.assert_close(gv, rv, rtol=1e-9, atol=1e-9)
+
+def _general_path(image, field, padding):
+    """The warp through torch.ops.motionext.warp and its own backward (no kept gradient)."""
+    return torch.ops.motionext.warp(image, field, "bilinear", padding)
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("shape", [(2, 1, 17, 21), (2, 3, 9, 19), (1, 1, 5, 6, 7), (2, 2, 4, 5, 9)],
+                         ids=["2d-one-channel", "2d-three-channels", "3d-one-channel", "3d-two-channels"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("padding", ["border", "zeros"])
+@pytest.mark.parametrize("image_grad", [False, True], ids=["displacement-only", "every-input"])
+def test_warp_with_kept_gradient_matches_general_backward(device, shape, dtype, padding, image_grad, monkeypatch):
+    # When the displacement needs a gradient, ops.warp's forward also returns the image's gradient
+    # at the sample points and the backward multiplies it in: the same values and gradients as
+    # the general backward, NaN where a point is not finite (the public check let through here).
+    monkeypatch.setenv("MOTIONEXT_CHECK_FINITE", "0")
+    image = torch.rand(*shape, dtype=dtype, device=device)
+    field = _field(shape, 4.0, dtype, device)
+    field[0, 0].view(-1)[3] = float("nan")
+    field[-1, -1].view(-1)[-2] = float("inf")
+    grads = {}
+    for name, fn in (("kept", lambda i, u: ops.warp(i, u, padding=padding)), ("general", lambda i, u: _general_path(i, u, padding))):
+        i = image.clone().requires_grad_(image_grad)
+        u = field.clone().requires_grad_()
+        out = fn(i, u)
+        weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype).to(device)
+        (out.nan_to_num() * weight).sum().backward()
+        grads[name] = (out.detach(), u.grad, i.grad, type(out.grad_fn).__name__)
+    # the image's gradient is a scatter that the general backward does in its one pass
+    assert ("warp_with_gradient" in grads["kept"][3]) != image_grad
+    assert "warp_with_gradient" not in grads["general"][3]
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for kept, general in zip(grads["kept"][:2], grads["general"][:2]):
+        torch.testing.assert_close(kept, general, equal_nan=True, **tolerance)
+    assert grads["kept"][1].isnan().any()
+    if image_grad:
+        torch.testing.assert_close(grads["kept"][2], grads["general"][2], **tolerance)
+
+
+def test_warp_kept_gradient_only_when_asked():
+    # No gradient wanted, half precision or nearest: the plain warp op; the second output of
+    # warp_with_gradient takes no gradient.
+    image = torch.rand(1, 1, 8, 8)
+    field = torch.randn(1, 2, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        assert ops.warp(image, field).grad_fn is None
+    half = ops.warp(image.bfloat16(), field.detach().bfloat16().requires_grad_())
+    assert "warp_with_gradient" not in type(half.grad_fn).__name__
+    nearest = ops.warp(image, field, mode="nearest")
+    assert "warp_with_gradient" not in type(nearest.grad_fn).__name__
+    out, gradient = torch.ops.motionext.warp_with_gradient(image, field, "border")
+    assert out.requires_grad and not gradient.requires_grad
+    assert gradient.shape == (1, 1, 2, 8, 8)
+    # called directly with both inputs needing gradients, it takes the general backward for both
+    image.requires_grad_()
+    out, _ = torch.ops.motionext.warp_with_gradient(image, field, "zeros")
+    (out * out).sum().backward()
+    want_image, want_field = torch.autograd.grad((lambda o: (o * o).sum())(_general_path(image, field, "zeros")),
+                                                 (image, field))
+    torch.testing.assert_close(image.grad, want_image)
+    torch.testing.assert_close(field.grad, want_field)
+
+
+def test_warp_kept_gradient_under_create_graph():
+    # create_graph takes the general backward, as before: the first derivative is the same.
+    image = torch.rand(1, 1, 9, 9, dtype=torch.float64)
+    field = (torch.randn(1, 2, 9, 9, dtype=torch.float64) * 2).requires_grad_()
+    loss = ops.warp(image, field).pow(2).sum()
+    first, = torch.autograd.grad(loss, field, create_graph=True)
+    plain, = torch.autograd.grad(_general_path(image, field, "border").pow(2).sum(), field)
+    torch.testing.assert_close(first, plain)

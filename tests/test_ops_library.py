@@ -29,6 +29,8 @@ def test_opcheck_all_ops(device):
         (m.warp.default, (image, field, "bilinear", "border")),
         (m.warp.default, (volume, field3, "bilinear", "zeros")),
         (m.warp.default, (image, field, "nearest", "zeros")),
+        (m.warp_with_gradient.default, (image, field, "border")),
+        (m.warp_with_gradient.default, (volume, field3, "zeros")),
         (m.scaling_squaring.default, (field, 3, "border", True)),
         (m.scaling_squaring.default, (field3, 2, "zeros", True)),
         (m.lncc.default, (image, image.detach().flip(2), 3, 0.0, 1e-5)),

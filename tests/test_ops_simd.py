@@ -68,6 +68,8 @@ def _run_all():
             grad_image_alone, _ = torch.ops.motionext.warp_backward(grad, image, field, "bilinear", padding,
                                                                     [True, False])
             results[f"{shape}-{kind}-{padding}"] = (out, grad_field, grad_image, grad_both, grad_image_alone)
+            kept_out, kept_gradient = torch.ops.motionext.warp_with_gradient(image, field, padding)
+            results[f"{shape}-{kind}-{padding}-with-gradient"] = (kept_out, kept_gradient)
             velocity = field / 3
             u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
             grad_u = torch.rand_like(u)

@@ -10,6 +10,10 @@ TORCH_LIBRARY_FRAGMENT(motionext, m) {
   m.def(
       "warp_backward(Tensor grad_output, Tensor image, Tensor displacement, str mode, "
       "str padding, bool[2] output_mask) -> (Tensor, Tensor)");
+  // Linear warping that also returns the image's spatial gradient at every sample point,
+  // (B, C, ndim, *spatial): the derivative of each output voxel by its own displacement. Autograd
+  // keeps it, so the displacement's gradient is a product instead of a second pass of sampling.
+  m.def("warp_with_gradient(Tensor image, Tensor displacement, str padding) -> (Tensor, Tensor)");
 }
 
 namespace motionext {

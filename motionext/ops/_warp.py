@@ -33,8 +33,20 @@ def warp(
     _checks.check_choice(OP, "padding", padding, PADDINGS)
     _checks.check_finite(OP, "displacement", displacement)
     if use_compiled(OP, image):
+        if _keep_gradient(image, displacement, mode):
+            return torch.ops.motionext.warp_with_gradient(image, displacement, padding)[0]
         return torch.ops.motionext.warp(image, displacement, mode, padding)
     return reference.warp(image, displacement, mode="nearest" if mode == "nearest" else "bilinear", padding=padding)
+
+
+def _keep_gradient(image: torch.Tensor, displacement: torch.Tensor, mode: str) -> bool:
+    """Whether the forward should also return the image's gradient at the sample points, so that
+    the displacement's gradient is a product rather than a second sampling pass: when autograd
+    will ask for the displacement's gradient alone (the image's is a scatter, which the general
+    backward does in the same pass), for linear warps in float32/float64 (half precision keeps
+    the general backward, which sums in float32)."""
+    return (mode != "nearest" and displacement.requires_grad and not image.requires_grad
+            and torch.is_grad_enabled() and displacement.dtype in (torch.float32, torch.float64))
 
 
 def _register() -> None:
@@ -65,6 +77,39 @@ def _register() -> None:
 
     torch.library.register_autograd("motionext::warp", backward, setup_context=setup_context)
     register_float32_autocast("motionext::warp")
+
+    @torch.library.register_fake("motionext::warp_with_gradient")
+    def _(image, displacement, padding):
+        out = torch.empty_like(image, memory_format=torch.contiguous_format)
+        return out, image.new_empty((*image.shape[:2], image.dim() - 2, *image.shape[2:]))
+
+    def setup_with_gradient(ctx, inputs, output):
+        image, displacement, padding = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no zeros for the kept gradient, which takes none
+        ctx.save_for_backward(image, displacement, output[1])
+        ctx.padding = padding
+
+    def backward_with_gradient(ctx, grad, _):
+        image, displacement, gradient = ctx.saved_tensors
+        need_image, need_field = ctx.needs_input_grad[:2]
+        if grad is None:
+            return None, None, None
+        if need_image or torch.is_grad_enabled():
+            # the image's gradient (a scatter), or create_graph (to autograd the kept gradient is a
+            # constant): the general backward, which does both in one pass
+            grad_image, grad_field = torch.ops.motionext.warp_backward(
+                grad, image, displacement, "bilinear", ctx.padding, [need_image, need_field])
+            return (grad_image if need_image else None, grad_field if need_field else None, None)
+        if not need_field:
+            return None, None, None
+        # the sum over channels of grad_output times the image's gradient at the sample points
+        grad_field = gradient[:, 0] * grad if grad.shape[1] == 1 else (grad.unsqueeze(2) * gradient).sum(1)
+        return None, grad_field, None
+
+    torch.library.register_autograd("motionext::warp_with_gradient", backward_with_gradient,
+                                    setup_context=setup_with_gradient)
+    register_float32_autocast("motionext::warp_with_gradient")
 
 
 if compiled_available():

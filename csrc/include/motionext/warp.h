@@ -30,6 +30,27 @@ MOTIONEXT_INLINE void warp_voxel_forward(const image_t* image, const field_t* di
   }
 }
 
+// Linear warping of one voxel and, for each channel ch and axis k, the derivative of its value by
+// the sample point: gradient (C, NDIM, *spatial) at (ch * NDIM + k) * n + voxel. Both are NaN where
+// the sample point is not finite, as warp_voxel_backward's displacement gradient is.
+template <int NDIM, typename T, typename image_t, typename field_t, typename out_t>
+MOTIONEXT_INLINE void warp_voxel_forward_with_gradient(const image_t* image, const field_t* displacement, out_t* out,
+                                                       out_t* gradient, int64_t channels, const Grid<NDIM>& grid,
+                                                       int64_t voxel, const int64_t (&index)[NDIM], Padding padding) {
+  T position[NDIM];
+  const int64_t n = grid.numel;
+  const bool finite = sample_position(index, displacement, n, voxel, position);
+  Stencil<NDIM, T, Interpolation::Linear> s;
+  if (finite) make_stencil<true>(position, grid, padding, s);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    out[ch * n + voxel] = static_cast<out_t>(finite ? interpolate(image + ch * n, s) : quiet_nan<T>());
+    for (int k = 0; k < NDIM; ++k) {
+      gradient[(ch * NDIM + k) * n + voxel] =
+          static_cast<out_t>(finite ? interpolate_derivative(image + ch * n, s, k) : quiet_nan<T>());
+    }
+  }
+}
+
 // grad_image (may be null) receives the spread of grad_output through `add`;
 // grad_displacement (may be null) is written at this voxel only.
 template <int NDIM, typename T, Interpolation kMode, typename image_t, typename field_t,

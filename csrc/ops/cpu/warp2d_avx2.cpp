@@ -293,6 +293,36 @@ struct WarpForward {
   }
 };
 
+// Warp and, from the same corners, the image's derivative at each sample point.
+struct WarpWithGradient {
+  const float *image, *displacement;
+  float *out, *gradient;
+  int64_t channels;
+  const Grid<2>& grid;
+  Padding padding;
+
+  MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    const int64_t n = grid.numel;
+    const __m256 nan = _mm256_set1_ps(quiet_nan<float>());
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      const int64_t c = (b * channels + ch) * n;
+      const Corners v = load_block(image + c, s);
+      const Derivatives d = derivatives(s, v);
+      float* g = gradient + 2 * c + voxel;  // channel (b, ch) of gradient starts at 2 * c
+      _mm256_storeu_ps(out + c + voxel, _mm256_blendv_ps(nan, bilinear(s, v), s.finite));
+      _mm256_storeu_ps(g, _mm256_blendv_ps(nan, d.dx, s.finite));
+      _mm256_storeu_ps(g + n, _mm256_blendv_ps(nan, d.dy, s.finite));
+    }
+  }
+
+  void tail(int64_t b, int64_t voxel, const int64_t (&index)[2]) const {
+    const int64_t n = grid.numel;
+    warp_voxel_forward_with_gradient<2, float>(image + b * channels * n, displacement + b * 2 * n,
+                                               out + b * channels * n, gradient + b * channels * 2 * n, channels, grid,
+                                               voxel, index, padding);
+  }
+};
+
 // One scaling-and-squaring step: u_next = scale * (field + field(x + scale * field)).
 struct SquaringStep {
   const float* field;
@@ -549,6 +579,13 @@ void warp2d_avx2_forward(const float* image, const float* displacement, float* o
                    [&](int64_t begin, int64_t end) { walk_rows(begin, end, displacement, 1.0f, grid, padding, op); });
 }
 
+void warp2d_avx2_forward_with_gradient(const float* image, const float* displacement, float* out, float* gradient,
+                                       int64_t batch, int64_t channels, const Grid<2>& grid, Padding padding) {
+  const WarpWithGradient op{image, displacement, out, gradient, channels, grid, padding};
+  at::parallel_for(0, batch * grid.size[0], kRowsPerTask,
+                   [&](int64_t begin, int64_t end) { walk_rows(begin, end, displacement, 1.0f, grid, padding, op); });
+}
+
 void squaring2d_avx2_step(const float* field, float scale, float* u_next, int64_t batch, const Grid<2>& grid,
                           Padding padding) {
   const SquaringStep op{field, scale, u_next, grid, padding};
@@ -589,6 +626,8 @@ void warp2d_avx2_backward(const float* grad_output, const float* image, const fl
 bool avx2_path_active() { return false; }
 bool warp2d_avx2_usable(const Grid<2>&) { return false; }
 void warp2d_avx2_forward(const float*, const float*, float*, int64_t, int64_t, const Grid<2>&, Padding) {}
+void warp2d_avx2_forward_with_gradient(const float*, const float*, float*, float*, int64_t, int64_t, const Grid<2>&,
+                                       Padding) {}
 void warp2d_avx2_displacement_grad(const float*, const float*, const float*, float*, int64_t, int64_t,
                                    const Grid<2>&, Padding) {}
 void warp2d_avx2_backward(const float*, const float*, const float*, float*, float*, int64_t, int64_t, const Grid<2>&,

@@ -26,6 +26,11 @@ bool warp2d_avx2_usable(const Grid<2>& grid);
 void warp2d_avx2_forward(const float* image, const float* displacement, float* out, int64_t batch,
                          int64_t channels, const Grid<2>& grid, Padding padding);
 
+// out (B, C, H, W) as warp2d_avx2_forward, and gradient (B, C, 2, H, W): the image's derivative at
+// each sample point along both axes (what grad_displacement is made of).
+void warp2d_avx2_forward_with_gradient(const float* image, const float* displacement, float* out, float* gradient,
+                                       int64_t batch, int64_t channels, const Grid<2>& grid, Padding padding);
+
 // grad_displacement (B, 2, H, W) from grad_output (B, C, H, W); no image gradient.
 void warp2d_avx2_displacement_grad(const float* grad_output, const float* image, const float* displacement,
                                    float* grad_displacement, int64_t batch, int64_t channels,

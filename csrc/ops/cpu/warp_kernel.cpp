@@ -38,6 +38,25 @@ struct CpuWarp {
     });
   }
 
+  template <int NDIM, typename scalar_t>
+  static void forward_with_gradient(const scalar_t* image, const scalar_t* displacement, scalar_t* out,
+                                    scalar_t* gradient, int64_t batch, int64_t channels, const Grid<NDIM>& grid,
+                                    Padding padding) {
+    using T = at::opmath_type<scalar_t>;
+    if constexpr (kVectorised<NDIM, Interpolation::Linear, scalar_t>) {
+      if (cpu::warp2d_avx2_usable(grid)) {
+        return cpu::warp2d_avx2_forward_with_gradient(image, displacement, out, gradient, batch, channels, grid,
+                                                      padding);
+      }
+    }
+    const int64_t n = grid.numel;
+    cpu::for_each_voxel(batch, grid, [&](int64_t b, int64_t voxel, const int64_t(&index)[NDIM]) {
+      warp_voxel_forward_with_gradient<NDIM, T>(image + b * channels * n, displacement + b * NDIM * n,
+                                                out + b * channels * n, gradient + b * channels * NDIM * n, channels,
+                                                grid, voxel, index, padding);
+    });
+  }
+
   template <int NDIM, Interpolation MODE, typename scalar_t>
   static void backward(const scalar_t* grad_output, const scalar_t* image, const scalar_t* displacement,
                        at::opmath_type<scalar_t>* grad_image, scalar_t* grad_displacement, int64_t batch,
@@ -76,6 +95,7 @@ struct CpuWarp {
 TORCH_LIBRARY_IMPL(motionext, CPU, m) {
   m.impl("warp", &warp_forward<CpuWarp>);
   m.impl("warp_backward", &warp_backward<CpuWarp>);
+  m.impl("warp_with_gradient", &warp_with_gradient<CpuWarp>);
 }
 
 }  // namespace motionext
