@@ -113,13 +113,23 @@ def kl_per_frame(model, cines: list) -> float:
     return float(np.mean(values))
 
 
-def latent_rows(model, acdc: list, sunnybrook: list) -> dict:
-    """The three checks of the motion matrix on held-out real data."""
+def held_out_acdc(split: Path) -> list:
+    """The held-out ACDC slices of the split with an LV blood pool labelled at ED and ES."""
+    return [c for c in read_path(Path(split) / "val") if c.times is not None and 0 in c.labels and 1 in c.labels
+            and (c.labels[0] == 3).any() and (c.labels[1] == 3).any()]
+
+
+def labelled_slices(model, acdc: list) -> list:
+    """Those slices on the model's grid, keeping the ones whose LV covers over 100 pixels at ED."""
     from motionext.data.preprocess import preprocess
 
-    size = model.config.image_size
-    labelled = [preprocess(c, spacing=1.5, size=size) for c in acdc]
-    labelled = [c for c in labelled if (c.labels[0] == 3).sum() > 100]
+    labelled = [preprocess(c, spacing=1.5, size=model.config.image_size) for c in acdc]
+    return [c for c in labelled if (c.labels[0] == 3).sum() > 100]
+
+
+def latent_rows(model, acdc: list, sunnybrook: list) -> dict:
+    """The three checks of the motion matrix on held-out real data."""
+    labelled = labelled_slices(model, acdc)
     # sampling from held-out ED frames
     spreads = [latent_checks.sampling_spread(model, c.frames[0], c.labels[0], num_samples=10, seed=i)
                for i, c in enumerate(labelled[:12])]
@@ -171,9 +181,7 @@ def main(argv=None):
     if args.reference_refine:
         reference = (name, models.get(name) or load_model(name), int(steps))
     baselines = [b for b in args.baselines.split(",") if b and registration.missing(b) is None]
-    val = Path(args.split) / "val"
-    acdc = [c for c in read_path(val) if c.times is not None and 0 in c.labels and 1 in c.labels
-            and (c.labels[0] == 3).any() and (c.labels[1] == 3).any()]
+    acdc = held_out_acdc(Path(args.split))
     sunnybrook = [c for c in sunnybrook_cines(Path(args.shared)) if c.name.split("[")[0] in SUNNYBROOK_VALIDATION]
     if args.limit:
         acdc, sunnybrook = acdc[: args.limit], sunnybrook[: args.limit]

@@ -61,3 +61,30 @@ def test_throughput_runs_every_round(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("training, 1 process(es), compiled") == 2
     assert "| processes | compiled seq/s | reference seq/s |" in out.read_text()
+
+
+def test_sampling_priors_draw_codes_shaped_like_the_posteriors():
+    import numpy as np
+
+    import sampling_priors as sp
+
+    g = np.random.default_rng(0)
+    d = 4
+    # a pair and two cines whose codes sit about +2 on the first axis (frame 0 is ED)
+    cine_times = np.arange(8) / 8
+    posteriors = [(np.array([0.0, 0.4]), np.array([[0.0] * d, [2.0, 0, 0, 0]]), np.full((2, d), 0.01))]
+    for shift in (1.5, 2.5):
+        mean = np.zeros((8, d))
+        mean[1:, 0] = shift + 0.1 * g.standard_normal(7)
+        posteriors.append((cine_times, mean, np.full((8, d), 0.01)))
+    codes = sp.CodeDistributions(posteriors, d)
+    assert len(codes.cines) == 2 and abs(codes.mean[0] - 2.0) < 0.2
+    for kind in sp.KINDS:
+        z = codes.draw(kind, np.random.default_rng(1))
+        assert z.shape == (sp.SAMPLES, sp.FRAMES, d) and np.isfinite(z).all()
+    assert abs(codes.draw("fitted", np.random.default_rng(2))[..., 0].mean() - 2.0) < 0.5
+    # a training cine's codes: phase 0 is its ED code, and the cycle closes on it again
+    cine = codes.draw("training cines", np.random.default_rng(3))
+    assert np.abs(cine[:, 0, 0]).max() < 0.5 and (cine[:, 5:15, 0] > 1.0).all()
+    shared = codes.draw("shared", np.random.default_rng(4))
+    assert np.allclose(shared, shared[:, :1])

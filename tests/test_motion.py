@@ -155,6 +155,15 @@ def test_transport_and_sample(model, phantom):
     assert s.frames.shape == (3, 5, 32, 32) and s.uncertainty.shape == (5, 32, 32) and (s.uncertainty >= 0).all()
     again = motion.sample(model, other.frames[0], num_frames=5, num_samples=3, seed=1)
     torch.testing.assert_close(s.frames, again.frames)
+    # given codes are decoded as they are: the seed's own draws give the seed's samples back, and
+    # a sample of all-zero codes (the prior mean) moves less than prior draws do
+    drawn = torch.randn(3, 5, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    given = motion.sample(model, other.frames[0], codes=drawn)
+    torch.testing.assert_close(given.frames, s.frames)
+    torch.testing.assert_close(given.z, s.z)
+    mean = motion.sample(model, other.frames[0], codes=np.zeros((1, 5, model.config.latent_dim)))
+    assert mean.frames.shape == (1, 5, 32, 32)
+    assert not torch.allclose(mean.displacements[0], s.displacements[0])
 
 
 def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
@@ -189,6 +198,9 @@ def test_reconstruct_subsets_and_arbitrary_times(model, phantom):
         (lambda m, p: motion.track(m, "/nonexistent/cine.nii.gz"), "no such NIfTI"),
         (lambda m, p: motion.transport(m, p.frames, p.frames[0][:, :20]), "transport target"),
         (lambda m, p: motion.sample(m, p.frames[0], num_frames=1), "num_frames"),
+        (lambda m, p: motion.sample(m, p.frames[0], codes=np.zeros((2, 5, 3))), "codes must be"),
+        (lambda m, p: motion.sample(m, p.frames[0], codes=np.zeros((2, 1, m.config.latent_dim))), "num_frames"),
+        (lambda m, p: motion.sample(m, p.frames[0], codes=np.full((1, 4, m.config.latent_dim), np.nan)), "NaN"),
         (lambda m, p: motion.reconstruct(m, p.frames, [0, 9]), "outside 0..7"),
         (lambda m, p: motion.reconstruct(m, p.frames, [0], times=[1.5]), "times must be in [0, 1)"),
         (lambda m, p: motion.frame_subset(8, every=0), "every"),

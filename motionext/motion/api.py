@@ -121,15 +121,22 @@ class Sampling:
 
 
 @torch.no_grad()
-def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spacing=None, seed: int | None = None) -> Sampling:
-    """Simulate sequences from an ED frame alone: every z~_t drawn from the prior N(0, I)."""
+def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spacing=None, seed: int | None = None,
+           codes=None) -> Sampling:
+    """Simulate sequences from an ED frame alone: every z~_t drawn from the prior N(0, I), as in
+    the paper. `codes` (num_samples, num_frames, latent_dim) gives the z~ to decode instead (drawn
+    from another distribution, or moved through the latent space); it sets both counts."""
+    if codes is not None:
+        z_tilde = _sample_codes(model, codes)
+        num_samples, num_frames = z_tilde.shape[:2]
     integer("sample", "num_frames", num_frames, minimum=2, maximum=MAX_SAMPLED)
     integer("sample", "num_samples", num_samples, minimum=1, maximum=MAX_SAMPLED)
     ed = np.asarray(ed_frame.detach().cpu() if isinstance(ed_frame, torch.Tensor) else ed_frame)
     seq = as_sequence(model, np.stack([ed, ed]), spacing, what="sample ED frame")
-    # drawn on the CPU, so that a seed gives the same samples on every device
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
+    if codes is None:
+        # drawn on the CPU, so that a seed gives the same samples on every device
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
     device = model_device(model)
     times = normalized_times(num_frames, num_samples, device)
     z = model.motion_matrix(z_tilde.to(device), times)
@@ -139,6 +146,18 @@ def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spaci
     frames = model.warp_frames(ed_batch, displacement)
     magnitude = displacement.pow(2).sum(2).sqrt()
     return Sampling(frames, displacement, magnitude.std(0, unbiased=False), z)
+
+
+def _sample_codes(model, codes) -> torch.Tensor:
+    """`codes` for sample(): a finite (num_samples, num_frames, latent_dim) float tensor on the CPU."""
+    z = torch.as_tensor(np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes),
+                        dtype=torch.float32)
+    d = model.config.latent_dim
+    if z.dim() != 3 or z.shape[2] != d:
+        raise ValueError(f"sample: codes must be (num_samples, num_frames, {d}); got shape {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("sample: codes contain NaN or Inf")
+    return z
 
 
 def frame_subset(num_frames: int, *, every: int | None = None, first: int | None = None, frames=None) -> list:
