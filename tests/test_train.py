@@ -274,3 +274,44 @@ def test_command_line_entry_point_runs():
                             cwd=Path(__file__).parent)
     assert result.returncode == 0, result.stderr
     assert "compiled" in json.loads(result.stdout)
+
+
+def test_amplitude_augmentation_moves_ed_by_the_models_own_scaled_motion():
+    from motionext.model.amplitude_augment import amplified
+
+    model, batch = _tiny_model_and_batch(6, 6)
+    frames, times, labels = batch["frames"], batch["times"], batch["labels"]
+    labelled = batch["labelled"].clone()
+    labelled[:, 2:] = False  # labels at ED and frame 1 only
+    spacing = (1.5, 1.5)
+    # factor 1 (strength 0): the chosen sequences become the model's own warped ED, labels in every frame
+    draws = torch.Generator().manual_seed(1)
+    chosen = torch.rand(2, 6, generator=torch.Generator().manual_seed(1))[0] < 0.5
+    assert 0 < int(chosen.sum()) < 6
+    new_frames, new_labels, new_labelled = amplified(model, frames, times, labels, labelled, spacing, 0.0, draws)
+    assert model.training  # put back as it was
+    with torch.no_grad():
+        own = model.eval()(frames, spacing, times, sample=False)
+    model.train()
+    torch.testing.assert_close(new_frames[chosen, 1:], own["warped"][chosen, 1:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_frames[chosen, 0], frames[chosen, 0])  # ED stays exactly itself
+    torch.testing.assert_close(new_frames[~chosen], frames[~chosen])
+    assert new_labelled[chosen].all() and torch.equal(new_labelled[~chosen], labelled[~chosen])
+    assert torch.equal(new_labels[chosen, 0], labels[chosen, 0]) and torch.equal(new_labels[~chosen], labels[~chosen])
+    # a strength scales the motion: the same draws, a larger factor or a smaller one, moves ED differently
+    stronger, _, _ = amplified(model, frames, times, labels, labelled, spacing, 1.0, torch.Generator().manual_seed(1))
+    assert not torch.allclose(stronger[chosen, 1:], new_frames[chosen, 1:])
+    again, _, _ = amplified(model, frames, times, labels, labelled, spacing, 1.0, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, stronger)  # the generator decides everything
+
+
+def test_amplitude_augmentation_in_a_training_step():
+    from motionext.train import step_terms
+
+    model, batch = _tiny_model_and_batch(6, 4)
+    config = TrainConfig(size=(32, 32), amplitude_augment=0.5, dice_weight=10)
+    terms = step_terms(model, model, batch, config, 0, torch.device("cpu"))
+    terms["step_loss"].backward()
+    assert torch.isfinite(terms["step_loss"]) and torch.isfinite(terms["dice"])
+    with pytest.raises(ValueError, match="amplitude_augment"):
+        TrainConfig(amplitude_augment=-1)
