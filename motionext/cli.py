@@ -26,8 +26,7 @@ def _train(args) -> int:
 # train options whose default comes from TrainConfig or the chosen --preset
 _TRAIN_OPTIONS = ("steps", "lr", "lr_scaling", "batch_size", "num_frames", "seed", "spacing", "val_every",
                   "checkpoint_every", "phantom_subjects", "device", "workers", "cache", "init", "val_data",
-                  "kl_free_bits", "kl_warmup", "intensity_augment", "dice_weight", "loss_per_frame",
-                  "amplitude_augment")
+                  "kl_free_bits", "kl_warmup", "intensity_augment", "dice_weight", "loss_per_frame")
 
 
 def _common(p, inputs=("input",)):
@@ -231,10 +230,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dice-weight", type=float,
                    help="optional anatomical term: weight on 1 - Dice of the ED labels propagated to labelled frames "
                         "(default 0: unsupervised, as in the paper)")
-    p.add_argument("--amplitude-augment", type=float,
-                   help="replace half of each batch by ED moved by the model's own motion, its velocities scaled "
-                        "by up to 1 + this factor either way, so that the codes must carry the motion's amplitude "
-                        "(default 0: off; docs/model.md)")
     p.add_argument("--batch-size", type=int, help="sequences per process and step (default 8; batches of 1 learn far slower, docs/model.md)")
     p.add_argument("--frames", dest="num_frames", type=int,
                    help="resample every sequence to this many frames (not needed for batching: "

@@ -30,7 +30,6 @@ from . import validate as v
 from .data.batches import EpochBatchSampler, TrainingSet, collate, model_noise
 from .data.sources import load_sequences
 from .model import ModelConfig, MotionModel, motion_loss
-from .model.amplitude_augment import amplified
 from .model.losses import propagated_label_dice
 from .files import check_output_folder
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
@@ -80,7 +79,6 @@ class TrainConfig:
     # Adam steps on the loss divided by the frames after ED, so that a step of 20-frame cines and
     # one of ED/ES pairs move the weights alike (docs/model.md); the paper sums over frames
     loss_per_frame: bool = True
-    amplitude_augment: float = 0.0    # > 0: half of each batch moved by the model's own scaled motion (amplitude_augment.py)
 
     def __post_init__(self):
         c = "TrainConfig"
@@ -112,7 +110,6 @@ class TrainConfig:
         self.kl_free_bits = v.number(c, "kl_free_bits", self.kl_free_bits, minimum=0)
         self.kl_warmup = v.integer(c, "kl_warmup", self.kl_warmup, minimum=0)
         self.dice_weight = v.number(c, "dice_weight", self.dice_weight, minimum=0)
-        self.amplitude_augment = v.number(c, "amplitude_augment", self.amplitude_augment, minimum=0, maximum=10)
         _check_device(self.device)
         if not isinstance(self.model, dict):
             raise ValueError(f"{c}: model must be a JSON object / dict of model settings; got {self.model!r}")
@@ -319,19 +316,13 @@ def step_terms(model: MotionModel, replica, batch: dict, config: TrainConfig, st
     c = model.config
     frames = batch["frames"].to(device, non_blocking=True)
     times = batch["times"].to(device, non_blocking=True)
-    labels, labelled = batch["labels"].to(device), batch["labelled"]
-    if config.amplitude_augment > 0:
-        # drawn from the batch's own seeds: the same on every process and on resume
-        generator = torch.Generator().manual_seed(int(batch["seeds"].sum()) + step)
-        frames, labels, labelled = amplified(model, frames, times, labels, labelled, (config.spacing,) * c.ndim,
-                                             config.amplitude_augment, generator)
     noise = model_noise(batch["seeds"], frames.shape[1], c.latent_dim, c.tds_probability, device, c.tds_fill)
     dtype = config.amp_dtype(device)
     # autocast exists on CPU and CUDA only; elsewhere (e.g. the meta device) the run is full precision
     with torch.autocast(device.type if device.type in ("cpu", "cuda") else "cpu", dtype=dtype, enabled=dtype is not None):
         result = replica(frames, (config.spacing,) * c.ndim, times, **noise)  # every sequence was resampled to it
         terms = motion_loss(model, frames, result, kl_free_bits=config.kl_free_bits, kl_scale=config.kl_scale(step))
-        dice = propagated_label_dice(labels, labelled, result["displacement"])
+        dice = propagated_label_dice(batch["labels"].to(device), batch["labelled"], result["displacement"])
     # per frame after ED: ED's own terms carry no gradient, so a pair counts one frame
     terms["step_loss"] = terms["loss"] / (frames.shape[1] - 1) if config.loss_per_frame else terms["loss"]
     if dice is not None and config.dice_weight > 0:
