@@ -7,9 +7,10 @@ hearts"). Run it with the installed package (see real_data.py).
 The posterior means and variances of every training sequence of the split (`train/`) are read
 once. Then, for 12 held-out ED frames (those of docs/results.md), 10 samples of 20 frames each,
 with the codes z~ drawn from:
-- `standard`: N(0, I) for every frame, the paper's prior (what `motion.sample` does);
+- `standard`: N(0, I) for every frame, the paper's prior (`motion.sample(prior="standard")`);
 - `shared`: one N(0, I) code for all frames of a sample;
-- `fitted`: a Gaussian fitted to the training posteriors, a + e_t: a sequence-level part (the
+- `fitted`: the Gaussian `motion.sample` draws from (motionext.model.latent_prior), fitted to the
+  training posteriors of the split, a + e_t: a sequence-level part (the
   covariance of the sequences' mean codes) and a frame-level part (the covariance of the codes
   about their sequence's mean, plus the mean posterior variance), about the mean code;
 - `fitted, sequence part x2`: the same with the sequence-level part doubled;
@@ -30,6 +31,7 @@ import torch
 
 from motionext import load_model
 from motionext.data.sources import read_path
+from motionext.model.latent_prior import fit_latent_prior
 from motionext.motion import latent_checks
 from motionext.motion.inputs import as_sequence
 
@@ -54,21 +56,15 @@ class CodeDistributions:
     """Draws of z~ (SAMPLES, FRAMES, d) from the distributions of the module docstring."""
 
     def __init__(self, posteriors: list, latent_dim: int):
-        after_ed = [m[1:] for _, m, _ in posteriors]  # frame 0 is ED itself
         self.dim = latent_dim
-        self.mean = np.concatenate(after_ed).mean(0)
-        sequence_means = np.stack([m.mean(0) for m in after_ed])
         self.cines = [p for p in posteriors if len(p[0]) > 3]
-        about_mean = np.concatenate([m[1:] - m[1:].mean(0) for _, m, _ in self.cines])
-        variance = np.concatenate([v[1:] for _, _, v in posteriors]).mean(0)
-        ridge = 1e-6 * np.eye(latent_dim)
-        self.sequence_factor = np.linalg.cholesky(np.cov(sequence_means.T) + ridge)
-        self.frame_factor = np.linalg.cholesky(np.cov(about_mean.T) + np.diag(variance) + ridge)
+        # the fit motion.sample draws from (motionext.model.latent_prior), here on the split's training side
+        self.prior = fit_latent_prior([m for _, m, _ in posteriors], [v for _, _, v in posteriors])
 
     def fitted(self, g, sequence_scale=1.0):
-        a = g.standard_normal((SAMPLES, 1, self.dim)) @ self.sequence_factor.T
-        e = g.standard_normal((SAMPLES, FRAMES, self.dim)) @ self.frame_factor.T
-        return self.mean + sequence_scale * a + e
+        a = g.standard_normal((SAMPLES, 1, self.dim)) @ self.prior.sequence_factor.numpy().T
+        e = g.standard_normal((SAMPLES, FRAMES, self.dim)) @ self.prior.frame_factor.numpy().T
+        return self.prior.mean.numpy() + sequence_scale * a + e
 
     def training_cine(self, g):
         phases = np.arange(FRAMES) / FRAMES

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def _train(args) -> int:
@@ -20,6 +21,28 @@ def _train(args) -> int:
     row = train(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only process 0 reports
         print(json.dumps(row))
+    return 0
+
+
+def _fit_prior(args) -> int:
+    from .data.sources import load_sequences
+    from .model.io import atomic_save, checkpoint_dict, load_model, model_path, read_checkpoint
+    from .model.latent_prior import fit_to_sequences
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; choose another path or pass --overwrite")
+    source = model_path(args.model)
+    model = load_model(source)
+    c = model.config
+    sequences = load_sequences(args.data, spacing=c.spacing, size=c.image_size, seed=args.seed,
+                               phantom_subjects=args.phantom_subjects, progress=not args.quiet)
+    model.latent_prior = fit_to_sequences(model, sequences, progress=not args.quiet)
+    # everything else the checkpoint held (its step, training settings) is kept
+    kept = {k: v for k, v in read_checkpoint(source).items()
+            if k not in ("format", "format_version", "motionext_version", "config", "model", "latent_prior")}
+    atomic_save(checkpoint_dict(model, **kept), out)
+    print(f"motionext fit-prior: a prior fitted to {len(sequences)} sequences of {args.data}; wrote {out}")
     return 0
 
 
@@ -122,7 +145,7 @@ def _motion_verb(args) -> int:
             commands.run_transport(model, source, target, out, grid=args.grid)
         elif args.verb == "sample":
             commands.run_sample(model, cine, out, num_frames=args.num_frames, num_samples=args.num_samples, seed=args.seed,
-                                grid=args.grid)
+                                grid=args.grid, prior=args.prior)
         else:
             commands.run_reconstruct(model, cine, out, given=given,
                                      times=_numbers("--times", args.times, float) if args.times else None, grid=args.grid,
@@ -286,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=5)
     p.add_argument("--num-frames", type=int, default=20)
     p.add_argument("--seed", type=int)
+    p.add_argument("--prior", choices=["auto", "fitted", "standard"], default="auto",
+                   help="where the codes come from: 'standard' N(0, I) per frame (the paper's), 'fitted' the "
+                        "Gaussian fitted to the model's training codes (samples differ more), 'auto' (default) "
+                        "fitted when the model has one (docs/model.md)")
     p.set_defaults(run=_motion_verb)
 
     p = verbs.add_parser("reconstruct", help="the full sequence from a subset of frames (or at arbitrary times)",
@@ -327,6 +354,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="motionext-demo", help="output folder")
     p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained' or 'pretrained-cines' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.set_defaults(run=_demo)
+
+    p = verbs.add_parser("fit-prior", help="fit the sampling prior of a trained model to its training data",
+                         description="Encode every sequence of --data and fit a Gaussian to the codes (a sequence-level "
+                                     "and a frame-level part), which `sample` then draws from. `train` does this "
+                                     "at its end; this adds one to a model trained without it. Writes a copy of "
+                                     "the checkpoint with the prior.")
+    p.add_argument("--model", default="pretrained", help="a checkpoint or a shipped model's name")
+    p.add_argument("--data", required=True, help="the model's training data, as given to train --data")
+    p.add_argument("--phantom-subjects", type=int, default=24, help="phantom subjects, when --data has the phantom")
+    p.add_argument("--seed", type=int, default=0, help="the phantom's seed, as given to train")
+    p.add_argument("--out", required=True, help="the checkpoint to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_fit_prior)
 
     p = verbs.add_parser("prune-cache", help="remove the preprocessing-cache entries that can never be used again",
                          description="Remove from a --cache folder the entries whose source is gone or changed, "

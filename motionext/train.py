@@ -33,6 +33,7 @@ from .model import ModelConfig, MotionModel, motion_loss
 from .model.losses import propagated_label_dice
 from .files import check_output_folder
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
+from .model.latent_prior import MIN_PRIOR_SEQUENCES, fit_to_sequences
 
 LOSS_TERMS = ["loss", "recon", "kl", "kl_frame", "lncc", "dice"]
 VAL_TERMS = ["loss", "lncc", "kl_frame", "dice"]
@@ -459,6 +460,12 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
                 break
         else:
             if procs.main:
+                # the codes of the training data, for sampling (latent_prior.py); one sequence has no spread
+                if len(train_set) >= MIN_PRIOR_SEQUENCES:
+                    model.latent_prior = fit_to_sequences(model, train_set, progress=progress)
+                else:
+                    print(f"motionext train: {len(train_set)} training sequence(s): too few to fit a sampling prior; "
+                          "`sample` will draw from N(0, I)", file=sys.stderr)
                 atomic_save(checkpoint_dict(model, step=config.steps, train_config=asdict(config)), out / "model.pt")
         procs.barrier()
     finally:

@@ -78,7 +78,7 @@ def test_sampling_priors_draw_codes_shaped_like_the_posteriors():
         mean[1:, 0] = shift + 0.1 * g.standard_normal(7)
         posteriors.append((cine_times, mean, np.full((8, d), 0.01)))
     codes = sp.CodeDistributions(posteriors, d)
-    assert len(codes.cines) == 2 and abs(codes.mean[0] - 2.0) < 0.2
+    assert len(codes.cines) == 2 and abs(float(codes.prior.mean[0]) - 2.0) < 0.2
     for kind in sp.KINDS:
         z = codes.draw(kind, np.random.default_rng(1))
         assert z.shape == (sp.SAMPLES, sp.FRAMES, d) and np.isfinite(z).all()

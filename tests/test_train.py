@@ -177,6 +177,9 @@ def test_load_model_checks_what_it_reads(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
     model = load_model(tmp_path / "model.pt")
     assert not model.training and model.config.latent_dim == 8
+    # the sampling prior, fitted to the training sequences: 2 of the 3 phantom subjects, one held out
+    assert model.latent_prior is not None and model.latent_prior.mean.shape == (8,)
+    assert model.latent_prior.sequences == 2
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     state["format_version"] = FORMAT_VERSION + 1
     torch.save(state, tmp_path / "future.pt")

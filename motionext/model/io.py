@@ -10,6 +10,7 @@ import torch
 
 from ..files import atomic_write
 from .config import ModelConfig
+from .latent_prior import LatentPrior
 from .motion_model import MotionModel
 
 FORMAT = "motionext-checkpoint"
@@ -49,6 +50,7 @@ def checkpoint_dict(model: MotionModel, **state) -> dict:
         "motionext_version": __version__,
         "config": model.config.to_dict(),
         "model": model.state_dict(),
+        **({"latent_prior": model.latent_prior.to_dict()} if getattr(model, "latent_prior", None) is not None else {}),
         **state,
     }
 
@@ -101,5 +103,7 @@ def load_model(path="pretrained", device="cpu") -> MotionModel:
         model.load_state_dict(data["model"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: the weights do not fit the saved configuration: {exc}") from exc
+    if data.get("latent_prior") is not None:
+        model.latent_prior = LatentPrior.from_dict(data["latent_prior"], model.config.latent_dim, f"{path}: latent_prior")
     model.source = str(path)
     return model.to(device).eval()

@@ -35,6 +35,9 @@ class MotionModel(nn.Module):
         self.encoder = Encoder(self.config)
         self.temporal = TemporalNetwork(self.config)
         self.decoder = Decoder(self.config)
+        # a Gaussian fitted to the training sequences' codes (latent_prior.py), which sampling
+        # draws from when set; kept beside the weights, not in them
+        self.latent_prior = None
 
     # -- the pieces -------------------------------------------------------------------------
     def check_frames(self, frames: torch.Tensor) -> None:

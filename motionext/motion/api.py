@@ -16,6 +16,7 @@ import torch
 from .. import ops
 from ..data.cine import even_phases
 from ..model.code_fill import FILLS, code_weights
+from ..model.latent_prior import PRIORS
 from ..model.motion_model import normalized_times
 from ..validate import choice, integer
 from .inputs import as_sequence, model_device
@@ -122,21 +123,32 @@ class Sampling:
 
 @torch.no_grad()
 def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spacing=None, seed: int | None = None,
-           codes=None) -> Sampling:
-    """Simulate sequences from an ED frame alone: every z~_t drawn from the prior N(0, I), as in
-    the paper. `codes` (num_samples, num_frames, latent_dim) gives the z~ to decode instead (drawn
-    from another distribution, or moved through the latent space); it sets both counts."""
+           codes=None, prior: str = "auto") -> Sampling:
+    """Simulate sequences from an ED frame alone. The codes z~_t are drawn from `prior`:
+    "standard", N(0, I) for every frame as in the paper; "fitted", the Gaussian fitted to the
+    model's training codes (model.latent_prior, motionext.model.latent_prior), whose samples
+    differ more from one another; "auto" (the default), "fitted" when the model has one.
+    `codes` (num_samples, num_frames, latent_dim) gives the z~ to decode instead (drawn from
+    another distribution, or moved through the latent space); it sets both counts."""
+    choice("sample", "prior", prior, PRIORS)
     if codes is not None:
         z_tilde = _sample_codes(model, codes)
         num_samples, num_frames = z_tilde.shape[:2]
     integer("sample", "num_frames", num_frames, minimum=2, maximum=MAX_SAMPLED)
     integer("sample", "num_samples", num_samples, minimum=1, maximum=MAX_SAMPLED)
+    fitted = getattr(model, "latent_prior", None)
+    if prior == "fitted" and fitted is None:
+        raise ValueError("sample: prior='fitted', but this model has no fitted prior; add one with "
+                         "`motionext fit-prior`, or use prior='standard'")
     ed = np.asarray(ed_frame.detach().cpu() if isinstance(ed_frame, torch.Tensor) else ed_frame)
     seq = as_sequence(model, np.stack([ed, ed]), spacing, what="sample ED frame")
     if codes is None:
         # drawn on the CPU, so that a seed gives the same samples on every device
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
+        if fitted is not None and prior != "standard":
+            z_tilde = fitted.draw(num_samples, num_frames, generator)
+        else:
+            z_tilde = torch.randn(num_samples, num_frames, model.config.latent_dim, generator=generator)
     device = model_device(model)
     times = normalized_times(num_frames, num_samples, device)
     z = model.motion_matrix(z_tilde.to(device), times)

@@ -123,10 +123,11 @@ def run_transport(model, source, target, out, *, grid: str = "input"):
     return moved
 
 
-def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int | None, grid: str = "input"):
+def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int | None, grid: str = "input",
+               prior: str = "auto"):
     base = as_sequence(model, cine)
     result = api.sample(model, base.frames[0], num_frames=num_frames, num_samples=num_samples,
-                        spacing=base.spacing, seed=seed)
+                        spacing=base.spacing, seed=seed, prior=prior)
     place = _Placement(cine, base.cine, grid)
     fields = np.stack([place.displacements(u) for u in result.displacements])  # (N, T, 2, *S)
     for i, u in enumerate(fields):

@@ -37,12 +37,12 @@ def looks_like_a_cycle(ratios: np.ndarray, *, least_contraction: float = 0.03) -
 
 
 def sampling_spread(model, ed_frame, ed_labels, *, num_frames: int = 20, num_samples: int = 10, seed: int = 0,
-                    spacing=None, codes=None) -> dict:
-    """Motion sampled from the prior for one ED frame (on the model's grid), or decoded from given
-    `codes` (see api.sample): each sample's LV contraction (1 - smallest area ratio), their
+                    spacing=None, codes=None, prior: str = "auto") -> dict:
+    """Motion sampled from the `prior` for one ED frame (on the model's grid), or decoded from
+    given `codes` (see api.sample): each sample's LV contraction (1 - smallest area ratio), their
     spread (std), and the fraction of samples whose area curve looks like a cardiac cycle."""
     sampled = api.sample(model, ed_frame, num_frames=num_frames, num_samples=num_samples, seed=seed, spacing=spacing,
-                         codes=codes)
+                         codes=codes, prior=prior)
     curves = np.stack([lv_area_ratios(u, ed_labels) for u in sampled.displacements])
     contraction = 1 - curves.min(1)
     return {"contraction": contraction, "spread": float(contraction.std()), "curves": curves,
