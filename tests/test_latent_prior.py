@@ -143,3 +143,13 @@ def test_cli_fit_prior_writes_a_copy_with_the_prior(tmp_path, capsys):
     assert cli(["fit-prior", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "none"),
                 "--out", str(tmp_path / "x.pt"), "--quiet"]) == 2
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_fitting_names_data_that_does_not_fit_the_model():
+    from motionext.data.cine import Cine
+    from motionext.model.latent_prior import fit_to_sequences
+
+    model = MotionModel(ModelConfig.from_dict(TINY_MODEL, saved=False))
+    wrong = [Cine(np.zeros((3, 40, 40), np.float32), (1.5, 1.5), name=f"s{i}") for i in range(2)]
+    with pytest.raises(ValueError, match="spatial size"):
+        fit_to_sequences(model, wrong)

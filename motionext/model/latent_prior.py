@@ -106,8 +106,9 @@ def fit_to_sequences(model, sequences, *, progress: bool = False) -> LatentPrior
     codes, variances = [], []
     try:
         for index in indices:
-            frames = data[(index, 0)]["frames"].to(device)
-            mean, log_var = model.encode(frames[None])
+            frames = data[(index, 0)]["frames"].to(device)[None]
+            model.check_frames(frames)  # a clear message for data of another size or dimension
+            mean, log_var = model.encode(frames)
             codes.append(mean[0].float().cpu().numpy())
             variances.append(log_var[0].float().exp().cpu().numpy())
     finally:
