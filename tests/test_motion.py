@@ -255,7 +255,8 @@ def test_demo_writes_its_outputs(tmp_path):
     out = tmp_path / "demo"
     for name in ["sample/displacements.nii.gz", "sample/labels.nii.gz", "sample/z.npy", "sample/lv_area.csv",
                  "sample/transported.nii.gz", "phantom/displacements.nii.gz", "figures/motion_matrix.png",
-                 "figures/tracking.gif", "figures/transport.png", "summary.md", "summary.csv"]:
+                 "figures/tracking.gif", "figures/transport.png", "figures/sampled_lv_area.png", "summary.md",
+                 "summary.csv"]:
         assert (out / name).stat().st_size > 0, name
     table = {r["experiment"]: r for r in rows}
     lv = table["phantom: LV Dice ED→ES"]

@@ -18,6 +18,7 @@ from ..metrics import dice, endpoint_error, folding_fraction, heart_endpoint_err
 from . import figures
 from .api import frame_subset, reconstruct, sample, track, transport
 from .baselines import reconstruct_by_interpolation
+from .latent_checks import lv_area_ratios
 from .outputs import save_csv, save_displacements, save_npy, save_sequence
 
 
@@ -104,6 +105,15 @@ def _run_demo(out: Path, model, log) -> tuple:
     save_sequence(out / "sample" / "sampled_0.nii.gz", sampled.frames[0].numpy(), affine, spacing)
     save_sequence(out / "sample" / "sampling_uncertainty.nii.gz", sampled.uncertainty.numpy(), affine, spacing)
     rows.append(_row("sampling: mean displacement std across 5 samples (voxels)", float(sampled.uncertainty.mean())))
+    # the samples' LV area curves, from the paper's prior and (when the model has one) the fitted one
+    priors = {"N(0, I) (the paper's prior)": "standard"}
+    if model.latent_prior is not None:
+        priors["fitted prior (the default)"] = "fitted"
+    figures.sampled_curves(out / "figures" / "sampled_lv_area.png", {
+        title: [lv_area_ratios(u, pre.labels[0]) for u in
+                sample(model, result.frames[0], num_frames=20, num_samples=8, spacing=spacing, seed=1,
+                       prior=prior).displacements]
+        for title, prior in priors.items()})
 
     # 4. Transport the phantom's motion onto the real ED frame.
     step("transporting the phantom's motion to the sample's ED frame")

@@ -47,6 +47,23 @@ def volume_curves(path, curves: dict, ylabel="LV blood pool area (mm²)", marks=
     return Path(path)
 
 
+def sampled_curves(path, panels: dict, ylabel="LV area / ED area"):
+    """One panel per entry of `panels` (title -> curves (N, T), one per sample), on a shared axis,
+    so that how far samples differ can be compared at a glance."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), sharey=True, squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for curve in np.asarray(curves):
+            ax.plot(np.arange(len(curve)), curve, lw=1.2, alpha=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("frame")
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def tracking_gif(path, frames, labels, fps: int = 8):
     """Frames with the propagated label contours, as an animated GIF."""
     plt = _pyplot()
