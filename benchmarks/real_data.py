@@ -15,9 +15,10 @@ source tree, which holds no compiled kernels, and time the reference ops.
   (the figure the models' 10-step refinement is measured against: the model shipped until
   2026-11, `pretrained-open`, at the 50 steps it needed).
 - The motion matrix: KL per frame on the held-out sequences; the spread of the LV contraction
-  of motion sampled from held-out ED frames, from the paper's prior and the model's fitted one; transport of a strongly and a weakly contracting
-  source onto the same targets; reconstruction of the held-out Sunnybrook cines from ED only,
-  every 5th and every 2nd frame against interpolation of velocities.
+  of motion sampled from held-out ED frames, from the paper's prior and the model's fitted one;
+  transport of a strongly and a weakly contracting source onto the same targets; reconstruction
+  of the held-out Sunnybrook cines from ED only, every 5th and every 2nd frame against
+  interpolation of velocities.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def checkpoint_dict(model: MotionModel, **state) -> dict:
         "motionext_version": __version__,
         "config": model.config.to_dict(),
         "model": model.state_dict(),
-        **({"latent_prior": model.latent_prior.to_dict()} if getattr(model, "latent_prior", None) is not None else {}),
+        **({"latent_prior": model.latent_prior.to_dict()} if model.latent_prior is not None else {}),
         **state,
     }
 
