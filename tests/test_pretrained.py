@@ -1,6 +1,6 @@
 """The models shipped in the package: they load by name without running code, each was trained
 on the data its card names, and on phantom subjects they never saw they propagate ED labels to
-ES clearly better than no motion, without folding; the cine model tracks the held-out Sunnybrook
+ES clearly better than no motion, without folding; the cine models track the held-out Sunnybrook
 cines (with ../shared)."""
 
 import sys
@@ -23,7 +23,10 @@ def test_shipped_models_load_by_name(name):
     model = motionext.load_model(name)
     assert isinstance(model.config, ModelConfig) and model.config.image_size == (128, 128)
     assert not model.training and model.source == str(path)
-    assert model.config.temporal_sigma_phase is None  # trained smoothing by frame index, and still does
+    if name == "pretrained-real":  # trained on the defaults of 2026-12-05: smoothing over phases
+        assert model.config.temporal_sigma_phase == 0.075 and model.latent_prior is not None
+    else:
+        assert model.config.temporal_sigma_phase is None  # trained smoothing by frame index, and still does
 
 
 def test_the_open_model_saw_only_redistributable_data():
@@ -47,17 +50,27 @@ def test_the_cine_model_is_pretrained_fine_tuned_on_real_data_only():
     assert any(source.endswith("/train") for source in sources)
 
 
+def test_the_real_model_saw_real_data_only():
+    # its last stage started from a run on the real split alone (docs/model.md, "A first run on
+    # the defaults"); neither saw the phantom
+    config = read_checkpoint(PRETRAINED_MODELS["pretrained-real"])["train_config"]
+    assert "phantom" not in config["data"].split("+") and config["init"].endswith("first-ft/model.pt")
+    assert config["dice_weight"] == 500 and not config["loss_per_frame"]
+
+
 SUNNYBROOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "sunnybrook_scd5" / "nifti"
 
 
 @pytest.mark.skipif(not (SUNNYBROOK / "SCD0000301_cine4d.nii.gz").exists(), reason="the shared Sunnybrook cines are not here")
-def test_the_cine_model_tracks_the_held_out_sunnybrook_cines():
+@pytest.mark.parametrize("name", ["pretrained-cines", "pretrained-real"])
+def test_the_cine_models_track_the_held_out_sunnybrook_cines(name):
     # Whole 20-frame cines of the patient no model saw, one pass: ES LV blood-pool Dice
-    # (pretrained-cines 0.903, pretrained 0.852, no motion 0.879; motionext/pretrained/README.md).
+    # (pretrained-cines 0.903, pretrained-real 0.904, pretrained 0.852, no motion 0.879;
+    # motionext/pretrained/README.md).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from experiments import sunnybrook_cines
 
     cines = [c for c in sunnybrook_cines(SUNNYBROOK.parents[1]) if c.name.startswith("SCD0000301")]
-    rows = [evaluate_sequence(motionext.load_model("pretrained-cines"), c) for c in cines]
+    rows = [evaluate_sequence(motionext.load_model(name), c) for c in cines]
     assert len(rows) == 10
     assert np.mean([r["dice_LV-BP"] for r in rows]) >= 0.90 > np.mean([r["dice_LV-BP_identity"] for r in rows])

@@ -22,8 +22,11 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 # "pretrained-cines": "pretrained" fine-tuned on the real data alone, whole cines weighted up;
 #     it tracks whole cines better and reconstructs missing frames worse. ACDC's terms apply.
 # "pretrained-open": only redistributable data (the phantom and Sunnybrook, CC0).
+# "pretrained-real": trained from scratch on the real data alone with the defaults of 2026-12-05,
+#     then with labels and whole cines; the best held-out tracking figures. ACDC's terms apply.
 PRETRAINED_MODELS = {"pretrained": PRETRAINED_DIR / "motionext_2d.pt",
                      "pretrained-cines": PRETRAINED_DIR / "motionext_2d_cines.pt",
+                     "pretrained-real": PRETRAINED_DIR / "motionext_2d_real.pt",
                      "pretrained-open": PRETRAINED_DIR / "motionext_2d_open.pt"}
 PRETRAINED = PRETRAINED_MODELS["pretrained"]
 
@@ -94,6 +97,9 @@ def load_model(path="pretrained", device="cpu") -> MotionModel:
       weight: it tracks whole cines and held-out ACDC pairs better, and rebuilds missing frames
       worse. ACDC's terms apply to it too.
     - "pretrained-open": trained only on redistributable data (the phantom, Sunnybrook, CC0).
+    - "pretrained-real": trained from scratch on the real data alone (ACDC, Sunnybrook) with the
+      defaults of 2026-12-05, then with the label term and whole cines: the best one-pass
+      figures on the held-out patients. ACDC's terms apply to it too.
 
     Their data, commands and measured figures: motionext/pretrained/README.md."""
     path = model_path(path)
