@@ -4,6 +4,7 @@ run it writes every table and names the exact command that made it."""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -88,3 +89,39 @@ def test_sampling_priors_draw_codes_shaped_like_the_posteriors():
     assert np.abs(cine[:, 0, 0]).max() < 0.5 and (cine[:, 5:15, 0] > 1.0).all()
     shared = codes.draw("shared", np.random.default_rng(4))
     assert np.allclose(shared, shared[:, :1])
+
+
+def test_pooled_spread_is_the_spread_about_each_groups_own_mean():
+    import hearts_contraction as hc
+
+    # two groups whose means differ by 10: across all values the spread is large, within each it is 1
+    values = [0, 2, 10, 12, 5]
+    spread, groups = hc.pooled_spread(values, ["a", "a", "b", "b", "lone"])
+    assert groups == 2  # the group of one has no spread of its own and is left out
+    assert spread == pytest.approx(np.sqrt((1 + 1 + 1 + 1) / (4 - 2)))
+    spread, groups = hc.pooled_spread([1, 2], ["a", "b"])
+    assert np.isnan(spread) and groups == 0  # said, not a division by zero
+
+
+def test_hearts_contraction_reads_acdc_labels(tmp_path, capsys):
+    import nibabel as nib
+
+    import hearts_contraction as hc
+
+    folder = tmp_path / "patient001"
+    folder.mkdir()
+    (folder / "Info.cfg").write_text("ED: 1\nES: 5\nGroup: NOR\nNbFrame: 10\n")
+    ed = np.zeros((40, 40, 3), np.uint8)
+    ed[5:25, 5:25, :] = 3                  # 400 mm² at 1 mm: counted
+    ed[:, :, 2] = 0
+    ed[1:5, 1:5, 2] = 3                    # 16 mm²: under 225, left out
+    es = ed.copy()
+    es[5:25, 5:15, 0] = 0                  # slice 0 keeps half its area
+    for frame, labels in ((1, ed), (5, es)):
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), folder / f"patient001_frame{frame:02d}_gt.nii.gz")
+    rows = hc.slice_contractions(folder)
+    assert [(r[2], round(r[3], 3)) for r in rows] == [("basal", 0.5), ("middle", 0.0)]
+    hc.main(["--acdc", str(tmp_path)])
+    assert "2 slices of 1 patients: contraction mean 0.250" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no ACDC patient folders"):
+        hc.main(["--acdc", str(tmp_path / "none")])
