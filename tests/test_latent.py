@@ -68,3 +68,17 @@ def test_reconstruction_gains_with_every_frame_given(model):
     assert errors["ED only"]["motionext"] > errors["every 5th"]["motionext"] > errors["every 2nd"]["motionext"]
     few = errors["every 5th"]
     assert few["motionext"] < min(few["linear"], few["cubic"])
+
+
+def test_reconstruction_of_a_labelled_cine_scores_the_motion_by_its_labels(model):
+    # a phantom cine labelled in every frame: the frames not given are scored by the LV Dice of
+    # the ED labels each method moves there; frames without labels or given frames are not
+    cine = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 2).to_cine()
+    given = motion.frame_subset(20, every=5)
+    errors = latent_checks.reconstruction_errors(model, cine, given)
+    for name in ("motionext", "motionext-prior", "linear", "cubic", "tracked", "no motion"):
+        assert 0 <= errors[f"dice {name}"] <= 1
+    assert errors["dice tracked"] > errors["dice no motion"] + 0.05  # the phantom contracts
+    assert errors["dice motionext"] > errors["dice no motion"]
+    cine.labels = {0: cine.labels[0], 5: cine.labels[5]}  # labelled only where given: nothing to score
+    assert not any(k.startswith("dice") for k in latent_checks.reconstruction_errors(model, cine, given))
