@@ -3,8 +3,9 @@ squaring step, trilinear; AVX2) against the scalar shared math they replace: the
 process with MOTIONEXT_CPU_SIMD=0.
 Rows of several widths (blocks of 8 and left-over columns), both paddings, points far outside the
 image, NaN and Inf, smooth fields whose blocks of 8 points share one cell pattern (the contiguous
-loads and adds), and small fields whose points straddle two rows and two columns of cells (the
-patterned blocks' blended loads and three-tap adds)."""
+loads and adds), small fields whose points straddle two rows and two columns of cells (the
+patterned blocks' blended loads and three-tap adds), and fields under a voxel everywhere, whose
+blocks away from the border skip the general stencil (near_block)."""
 
 import os
 import subprocess
@@ -25,6 +26,7 @@ CASES = [
     (3, 2, 17, 64, "smooth"),
     (2, 2, 12, 32, "small"),
     (3, 1, 9, 27, "small"),
+    (2, 2, 10, 42, "near"),
 ]
 
 
@@ -39,6 +41,13 @@ def _inputs(shape, kind):
         field[..., -2:, :] = 0
         field[..., :, -3:] = 0
         field[..., :3, :16] = 0.25  # whole blocks on one cell pattern
+    elif kind == "near":
+        # up to just under a voxel either way: blocks away from the border take the near path
+        field = (torch.rand(b, 2, h, w, generator=g) * 2 - 1) * 0.999
+        field[..., 2:4, 8:16] = 0.5   # every point's cell at its own row and column
+        field[..., 4:6, 8:16] = -0.5  # every point's cell one row and one column back
+        field[..., 6, 16:24] = 1.0    # a voxel away: not near, the general stencil
+        field[..., 7, 17] = -1.0
     elif kind == "smooth":
         # whole-voxel shifts shared by neighbours: the contiguous blocks (vector loads and adds),
         # mixed with blocks where the shift's floor changes and the clamped border
