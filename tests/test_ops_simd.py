@@ -5,7 +5,7 @@ Rows of several widths (blocks of 8 and left-over columns), both paddings, point
 image, NaN and Inf, smooth fields whose blocks of 8 points share one cell pattern (the contiguous
 loads and adds), small fields whose points straddle two rows and two columns of cells (the
 patterned blocks' blended loads and three-tap adds), and fields under a voxel everywhere, whose
-blocks away from the border skip the general stencil (near_block)."""
+squaring blocks away from the border skip the general stencil (near_block)."""
 
 import os
 import subprocess
@@ -42,7 +42,7 @@ def _inputs(shape, kind):
         field[..., :, -3:] = 0
         field[..., :3, :16] = 0.25  # whole blocks on one cell pattern
     elif kind == "near":
-        # up to just under a voxel either way: blocks away from the border take the near path
+        # up to just under a voxel either way: the squaring's blocks away from the border are near
         field = (torch.rand(b, 2, h, w, generator=g) * 2 - 1) * 0.999
         field[..., 2:4, 8:16] = 0.5   # every point's cell at its own row and column
         field[..., 4:6, 8:16] = -0.5  # every point's cell one row and one column back

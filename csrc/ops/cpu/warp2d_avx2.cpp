@@ -151,6 +151,19 @@ MOTIONEXT_AVX2 inline void general_block(const Points& p, const Grid<2>& grid, P
   b.corner = _mm256_add_epi32(_mm256_mullo_epi32(b.x.q, _mm256_set1_epi32(static_cast<int>(b.width))), b.y.q);
 }
 
+// The weights of finite points whose cells lie inside the image (no padding acts): 1 - frac and
+// frac along each axis, derivatives -1 and 1.
+MOTIONEXT_AVX2 inline void plain_weights(__m256 frac_x, __m256 frac_y, Block& b) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  b.x.w_lo = _mm256_sub_ps(one, frac_x);
+  b.x.w_hi = frac_x;
+  b.y.w_lo = _mm256_sub_ps(one, frac_y);
+  b.y.w_hi = frac_y;
+  b.x.dw_lo = b.y.dw_lo = _mm256_set1_ps(-1.0f);
+  b.x.dw_hi = b.y.dw_hi = one;
+  b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+}
+
 // Blocks whose points all lie less than a voxel from their own voxels (i, j + L) along both axes,
 // away from the border (rows i - 1 .. i + 1 and columns j - 1 .. j + 8 inside the image): each
 // point's cell starts at its own row or the one before, and at its own column or the one before,
@@ -178,14 +191,7 @@ MOTIONEXT_AVX2 inline bool near_block(const Points& p, int64_t i, int64_t j, con
   if (!pattern.three_columns) pattern.next_column = _mm256_setzero_ps();
   b.width = grid.stride[0];
   pattern.base = (i - (rows == 0xFF ? 0 : 1)) * b.width + j - (columns == 0xFF ? 0 : 1);
-  const __m256 frac_x = _mm256_sub_ps(p.x, fx), frac_y = _mm256_sub_ps(p.y, fy);
-  b.x.w_lo = _mm256_sub_ps(one, frac_x);
-  b.x.w_hi = frac_x;
-  b.y.w_lo = _mm256_sub_ps(one, frac_y);
-  b.y.w_hi = frac_y;
-  b.x.dw_lo = b.y.dw_lo = _mm256_set1_ps(-1.0f);
-  b.x.dw_hi = b.y.dw_hi = one;
-  b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  plain_weights(_mm256_sub_ps(p.x, fx), _mm256_sub_ps(p.y, fy), b);
   b.kind = BlockKind::Patterned;
   return true;
 }
@@ -201,14 +207,7 @@ MOTIONEXT_AVX2 inline void block_stencil(const float* u0, const float* u1, int64
     if (TryNear && near_block(p, i, j, grid, b)) return;
     return general_block(p, grid, padding, b);
   }
-  const __m256 one = _mm256_set1_ps(1.0f);
-  b.x.w_lo = _mm256_sub_ps(one, b.cell.frac_x);
-  b.x.w_hi = b.cell.frac_x;
-  b.y.w_lo = _mm256_sub_ps(one, b.cell.frac_y);
-  b.y.w_hi = b.cell.frac_y;
-  b.x.dw_lo = b.y.dw_lo = _mm256_set1_ps(-1.0f);
-  b.x.dw_hi = b.y.dw_hi = one;
-  b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  plain_weights(b.cell.frac_x, b.cell.frac_y, b);
   b.kind = BlockKind::Interior;
   b.width = grid.stride[0];
 }
