@@ -13,9 +13,10 @@ __version__ = "0.1.0"
 def load_model(path="pretrained", device="cpu"):
     """A trained motion model in eval mode: a checkpoint path, or a shipped model's name.
     "pretrained" was trained on ACDC (non-commercial research use only; cite Bernard et al., IEEE
-    TMI 2018) with Sunnybrook and the phantom, "pretrained-cines" (the same terms) fine-tuned from it
-    for whole cines, "pretrained-real" (the same terms) on the real data alone with the defaults of
-    2026-12-05; "pretrained-open" on redistributable data only.
+    TMI 2018) with Sunnybrook and the phantom, then fine-tuned on the real data's whole cines
+    ("pretrained-cines" is its former name); "pretrained-pairs" (the same terms) is the model it was
+    fine-tuned from, "pretrained-real" (the same terms) was trained on the real data alone with the
+    defaults of 2026-12-05; "pretrained-open" on redistributable data only.
     See motionext.model.io.load_model and motionext/pretrained/README.md."""
     from .model.io import load_model as _load
 

@@ -61,10 +61,16 @@ def test_transport_carries_how_strongly_the_source_contracts(model, sample):
 
 
 def test_reconstruction_gains_with_every_frame_given(model):
-    p = make_phantom(20, (128, 128), seed=HELD_OUT_SEED + 2)
-    errors = {label: latent_checks.reconstruction_errors(model, p.frames, motion.frame_subset(20, **kw),
-                                                         spacing=p.spacing)
-              for label, kw in (("ED only", {}), ("every 5th", {"every": 5}), ("every 2nd", {"every": 2}))}
+    # The mean over 8 held-out phantoms: from every 5th frame on a rebuild sits near the model's
+    # tracking floor, and on one phantom every 5th against every 2nd is within that phantom's
+    # noise (the shipped model orders 5 of these 8 by itself; docs/model.md).
+    phantoms = [make_phantom(20, (128, 128), seed=HELD_OUT_SEED + k) for k in range(2, 10)]
+    subsets = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}}
+    errors = {}
+    for label, kw in subsets.items():
+        each = [latent_checks.reconstruction_errors(model, p.frames, motion.frame_subset(20, **kw), spacing=p.spacing)
+                for p in phantoms]
+        errors[label] = {name: np.mean([e[name] for e in each]) for name in ("motionext", "linear", "cubic")}
     assert errors["ED only"]["motionext"] > errors["every 5th"]["motionext"] > errors["every 2nd"]["motionext"]
     few = errors["every 5th"]
     assert few["motionext"] < min(few["linear"], few["cubic"])
