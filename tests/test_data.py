@@ -154,6 +154,26 @@ def test_phantom_cycle_and_3d():
         make_phantom(1)
 
 
+def test_phantom_cycle_timing_varies_by_subject_when_asked():
+    default = make_phantom(20, (48, 48), seed=5)
+    same = make_phantom(20, (48, 48), seed=5, cycle_variation=0.0)
+    np.testing.assert_array_equal(default.frames, same.frames)  # 0: the phantom as before
+    varied = [make_phantom(20, (48, 48), seed=s, cycle_variation=1.0) for s in range(12)]
+    np.testing.assert_array_equal(varied[5].frames[0], default.frames[0])  # same anatomy at ED
+    assert not np.allclose(varied[5].contraction, default.contraction)
+    es_phases = {p.es / 20 for p in varied}
+    assert len(es_phases) >= 3 and min(es_phases) >= 0.2 and max(es_phases) <= 0.5  # end-systole 25-45 %
+    for p in varied:  # each still a cycle: full contraction at ES, back near ED at the end
+        assert p.contraction[p.es] > 0.95 and p.contraction[-1] < 0.1 and p.contraction[0] == 0
+    half = make_phantom(20, (48, 48), seed=5, cycle_variation=0.5).contraction
+    # half the variation: each phase's contraction between the default's and the full draw's
+    assert np.all(np.minimum(default.contraction, varied[5].contraction) - 0.05 <= half)
+    assert np.all(half <= np.maximum(default.contraction, varied[5].contraction) + 0.05)
+    for bad in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="cycle_variation"):
+            make_phantom(8, (16, 16), cycle_variation=bad)
+
+
 def test_augmentation_moves_every_frame_alike():
     rng = np.random.default_rng(0)
     frames = torch.from_numpy(make_phantom(4, (48, 48), seed=0).frames)

@@ -125,3 +125,55 @@ def test_hearts_contraction_reads_acdc_labels(tmp_path, capsys):
     assert "2 slices of 1 patients: contraction mean 0.250" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no ACDC patient folders"):
         hc.main(["--acdc", str(tmp_path / "none")])
+
+
+def test_paired_interval_brackets_the_mean_difference_and_counts_slices():
+    import reconstruction_pairs as rp
+
+    r = rp.paired_interval([0.01, 0.02, 0.03, 0.02, -0.01])
+    assert r["mean"] == pytest.approx(0.014)
+    assert r["low"] < r["mean"] < r["high"]
+    assert (r["above"], r["below"], r["slices"]) == (4, 1, 5)
+    sure = rp.paired_interval([0.01] * 6 + [0.012] * 4)
+    assert sure["low"] > 0  # every slice gains: the interval stays above zero
+    spread = rp.paired_interval([-0.05, 0.05, -0.04, 0.04, 0.0])
+    assert spread["low"] < 0 < spread["high"]  # as many either way: not resolved
+    with pytest.raises(ValueError, match="at least 2"):
+        rp.paired_interval([0.1])
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        rp.paired_interval([0.1, float("nan")])
+
+
+def test_comparison_rows_say_which_way_each_comparison_goes():
+    import reconstruction_pairs as rp
+
+    def slice_errors(ed, fifth, second, pair, linear):
+        # ES Dice and RMSE of each subset; interpolation a fixed 0.01 behind (Dice) or ahead (RMSE)
+        return {subset: {"motionext": rmse, "linear": rmse + linear, "cubic": rmse - 0.001,
+                         "dice motionext": 1 - rmse, "dice linear": 1 - rmse - 0.01, "dice cubic": 1 - rmse}
+                for subset, rmse in (("ED only", ed), ("every 5th", fifth), ("every 2nd", second),
+                                     ("frames 0 and 10", pair))}
+
+    rng = np.random.default_rng(0)
+    per_slice = [slice_errors(0.08 + e, 0.06 + e, 0.05 + e, 0.07 + e, 0.002) for e in rng.normal(0, 0.001, 8)]
+    errors = {subset: [s[subset] for s in per_slice] for subset in rp.SUBSETS}
+    rows = {row.split(" | ")[0].lstrip("| "): row for row in rp.comparison_rows(errors)}
+    assert len(rows) == len(rp.COMPARISONS)
+    assert rows["RMSE gain, every 5th -> every 2nd"].endswith("| 8 / 0 | yes |")
+    assert rows["Dice gain, ED only -> every 5th"].endswith("| yes |")
+    assert rows["RMSE, every 5th: linear - motionext"].endswith("| yes |")
+    assert rows["RMSE, every 5th: cubic - motionext"].endswith("| 0 / 8 | no: the other way |")
+    assert rows["Dice, every 5th: motionext - cubic"].endswith("| 0 / 0 | not resolved |")
+    # a subset without labels leaves its Dice comparisons out rather than failing
+    for e in errors["frames 0 and 10"]:
+        for key in [k for k in e if k.startswith("dice")]:
+            del e[key]
+    assert not any("frames 0, 10" in r and r.startswith("| Dice") for r in rp.comparison_rows(errors))
+
+
+def test_reconstruction_pairs_refuses_an_unknown_patient_before_loading_anything(capsys):
+    import reconstruction_pairs as rp
+
+    with pytest.raises(SystemExit):
+        rp.main(["--patients", "SCD0000301,SCD9999999"])
+    assert "SCD9999999" in capsys.readouterr().err

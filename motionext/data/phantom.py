@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import validate
 from ..ops import reference
 from .cine import Cine
 
@@ -53,6 +54,28 @@ def cardiac_cycle(num_frames: int, *, systole: float = 0.35, filling: float = 0.
     return c
 
 
+# The cycle's timing at cycle_variation 1: each parameter of cardiac_cycle drawn uniformly from
+# these ranges (end-systole at 25-45 % of the cycle, around the default 35 %; filling,
+# diastasis and the atrial kick to match). At v in (0, 1) a parameter moves v of the way from
+# its default to its draw.
+CYCLE_RANGES = {"systole": (0.25, 0.45), "filling": (0.15, 0.30), "diastasis_level": (0.12, 0.35)}
+KICK_RANGE = (0.70, 0.90)  # and at least 0.05 after filling ends
+
+
+def subject_cycle(num_frames: int, seed: int, variation: float = 0.0) -> np.ndarray:
+    """One subject's contraction curve: cardiac_cycle with its timing drawn from `seed`, as far
+    from the defaults as `variation` (0: the default cycle of every subject). The draws use their
+    own generator, so a subject's anatomy and texture are the same at every variation."""
+    if variation == 0:
+        return cardiac_cycle(num_frames)
+    rng = np.random.default_rng([int(seed), 0xC1C1E])  # a stream of its own, apart from the anatomy's
+    defaults = {"systole": 0.35, "filling": 0.25, "kick_start": 0.8, "diastasis_level": 0.22}  # cardiac_cycle's
+    params = {k: defaults[k] + variation * (rng.uniform(*CYCLE_RANGES[k]) - defaults[k]) for k in CYCLE_RANGES}
+    kick = rng.uniform(max(KICK_RANGE[0], params["systole"] + params["filling"] + 0.05), KICK_RANGE[1])
+    params["kick_start"] = defaults["kick_start"] + variation * (kick - defaults["kick_start"])
+    return cardiac_cycle(num_frames, **params)
+
+
 def _smooth_noise(shape, rng, sigma_vox: float) -> torch.Tensor:
     """Gaussian-filtered white noise scaled to [0, 1]: tissue texture and bias fields."""
     noise = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))[None, None]
@@ -85,14 +108,17 @@ def make_phantom(
     ejection_fraction: float | None = None,
     noise: float = 0.03,
     bias: float = 0.25,
+    cycle_variation: float = 0.0,
 ) -> Phantom:
     """One phantom subject. `size` (H, W) gives a 2D slice, (H, W, D) a stack of D slices from base
-    to apex. Shape, position, ejection fraction and texture vary with `seed`."""
+    to apex. Shape, position, ejection fraction and texture vary with `seed`; with
+    `cycle_variation` > 0 the timing of the cycle does too (see subject_cycle)."""
     size = tuple(int(s) for s in size)
     if len(size) not in (2, 3) or min(size) < 8:
         raise ValueError(f"make_phantom: size must be (H, W) or (H, W, D) with every axis >= 8; got {size}")
     if num_frames < 2:
         raise ValueError(f"make_phantom: num_frames must be at least 2; got {num_frames}")
+    cycle_variation = validate.number("make_phantom", "cycle_variation", cycle_variation, minimum=0, maximum=1)
     rng = np.random.default_rng(seed)
     ndim = len(size)
     spacing_mm = (spacing, spacing) + ((slice_spacing,) if ndim == 3 else ())
@@ -133,7 +159,7 @@ def make_phantom(
     labels0[lv > 0.5] = LABELS["LV"]
 
     # Ground-truth motion: frame-t radius rho came from ED radius R.
-    cycle = cardiac_cycle(num_frames)
+    cycle = subject_cycle(num_frames, seed, cycle_variation)
     displacements = torch.zeros((num_frames, ndim, *size))
     for t, c in enumerate(cycle):
         endo_t = endo * float(np.sqrt(1 - c * ef))

@@ -1,0 +1,110 @@
+"""Reconstruction of real Sunnybrook cines, slice by slice: how sure each comparison is.
+
+docs/results.md gives the means over the held-out patient's 10 slices; differences of a few
+thousandths there may be one slice's. Here every comparison of item 4 of the real-data issue is
+a per-slice difference (the same slice rebuilt two ways), with its mean, a 95 % bootstrap
+interval over the slices, and how many slices went each way. Run it with the installed package.
+
+    python benchmarks/reconstruction_pairs.py [--models pretrained,pretrained-real]
+        [--patients SCD0000301,SCD0000201] [--shared ../shared/data/real]
+
+SCD0000301 is the patient every shipped model was held out from; SCD0000201 is in their
+training split (benchmarks/real_split.py), which shows what the models do on a heart they saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motionext import load_model, motion
+from motionext.motion import latent_checks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from experiments import SUNNYBROOK_UNSEEN, sunnybrook_cines  # noqa: E402
+
+SUBSETS = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}, "frames 0 and 10": {"frames": [0, 10]}}
+
+# (what is compared, (subset, measure) of the first, (subset, measure) of the second, which sign is the model's
+# gain). "dice X" is the ES LV blood-pool Dice of the ED labels moved by X; the rest are intensity RMSEs.
+COMPARISONS = [
+    ("Dice gain, ED only -> every 5th", ("every 5th", "dice motionext"), ("ED only", "dice motionext")),
+    ("Dice gain, every 5th -> every 2nd", ("every 2nd", "dice motionext"), ("every 5th", "dice motionext")),
+    ("Dice, every 5th: motionext - linear", ("every 5th", "dice motionext"), ("every 5th", "dice linear")),
+    ("Dice, every 5th: motionext - cubic", ("every 5th", "dice motionext"), ("every 5th", "dice cubic")),
+    ("Dice, frames 0, 10: motionext - linear", ("frames 0 and 10", "dice motionext"), ("frames 0 and 10", "dice linear")),
+    ("Dice, frames 0, 10: motionext - cubic", ("frames 0 and 10", "dice motionext"), ("frames 0 and 10", "dice cubic")),
+    ("RMSE gain, ED only -> every 5th", ("ED only", "motionext"), ("every 5th", "motionext")),
+    ("RMSE gain, every 5th -> every 2nd", ("every 5th", "motionext"), ("every 2nd", "motionext")),
+    ("RMSE, every 5th: linear - motionext", ("every 5th", "linear"), ("every 5th", "motionext")),
+    ("RMSE, every 5th: cubic - motionext", ("every 5th", "cubic"), ("every 5th", "motionext")),
+    ("RMSE, frames 0, 10: linear - motionext", ("frames 0 and 10", "linear"), ("frames 0 and 10", "motionext")),
+    ("RMSE, frames 0, 10: cubic - motionext", ("frames 0 and 10", "cubic"), ("frames 0 and 10", "motionext")),
+]
+
+
+def paired_interval(differences, *, resamples: int = 20000, seed: int = 0) -> dict:
+    """Mean of per-slice differences, its 95 % bootstrap interval (slices drawn with replacement)
+    and how many slices are above and below zero."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.ndim != 1 or d.size < 2:
+        raise ValueError(f"paired_interval: needs at least 2 paired differences; got {d.size}")
+    if not np.isfinite(d).all():
+        raise ValueError("paired_interval: the differences contain NaN or Inf")
+    means = np.random.default_rng(seed).choice(d, (resamples, d.size)).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high),
+            "above": int((d > 0).sum()), "below": int((d < 0).sum()), "slices": int(d.size)}
+
+
+def per_slice_errors(model, cines: list) -> dict:
+    """{subset: [reconstruction_errors of each slice]}."""
+    return {name: [latent_checks.reconstruction_errors(model, c, motion.frame_subset(c.num_frames, **kw))
+                   for c in cines] for name, kw in SUBSETS.items()}
+
+
+def comparison_rows(errors: dict) -> list:
+    """One row per comparison: positive means the model gains (more frames, or motionext against
+    interpolation)."""
+    rows = []
+    for label, (subset_a, key_a), (subset_b, key_b) in COMPARISONS:
+        pairs = [(a[key_a], b[key_b]) for a, b in zip(errors[subset_a], errors[subset_b]) if key_a in a and key_b in b]
+        if len(pairs) < 2:
+            continue
+        r = paired_interval([x - y for x, y in pairs])
+        sure = "yes" if r["low"] > 0 else ("no: the other way" if r["high"] < 0 else "not resolved")
+        rows.append(f"| {label} | {r['mean']:+.4f} | [{r['low']:+.4f}, {r['high']:+.4f}] | "
+                    f"{r['above']} / {r['below']} | {sure} |")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="pretrained,pretrained-real")
+    parser.add_argument("--patients", default="SCD0000301,SCD0000201")
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
+    args = parser.parse_args(argv)
+    patients = [p for p in args.patients.split(",") if p]
+    unknown = [p for p in patients if p not in SUNNYBROOK_UNSEEN]
+    if unknown:
+        parser.error(f"--patients: {unknown} are not among the Sunnybrook cines read here ({sorted(SUNNYBROOK_UNSEEN)})")
+    torch.manual_seed(0)
+    cines = list(sunnybrook_cines(Path(args.shared)))
+    if not cines:
+        parser.error(f"no Sunnybrook cines under {args.shared}")
+    for name in (m for m in args.models.split(",") if m):
+        model = load_model(name)
+        for patient in patients:
+            chosen = [c for c in cines if c.name.split("[")[0] == patient]
+            print(f"\n### {name}, {patient} ({len(chosen)} slices, ES not given in any subset)\n")
+            print("| comparison (positive: the model gains) | mean | 95 % interval | slices + / - | sure? |")
+            print("|---|---|---|---|---|")
+            print("\n".join(comparison_rows(per_slice_errors(model, chosen))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
