@@ -66,8 +66,8 @@ def test_reconstruction_gains_with_every_frame_given(model, cycle_variation):
     # tracking floor, and on one phantom every 5th against every 2nd is within that phantom's
     # noise (the shipped model orders 5 of these 8 by itself; docs/model.md). With
     # cycle_variation 1 each phantom's cycle has its own timing (end-systole at 25-45 % of the
-    # cycle), unlike every phantom the model was trained on: the temporal network must follow the
-    # given frames, not a cycle it learnt.
+    # cycle), where every phantom the model was trained on had the same one: the temporal network
+    # must follow the given frames, not a cycle it learnt.
     phantoms = [make_phantom(20, (128, 128), seed=HELD_OUT_SEED + k, cycle_variation=cycle_variation)
                 for k in range(2, 10)]
     subsets = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}, "frames 0, 10": {"frames": [0, 10]}}
