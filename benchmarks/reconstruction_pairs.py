@@ -29,8 +29,9 @@ from experiments import SUNNYBROOK_UNSEEN, sunnybrook_cines  # noqa: E402
 
 SUBSETS = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}, "frames 0 and 10": {"frames": [0, 10]}}
 
-# (what is compared, (subset, measure) of the first, (subset, measure) of the second, which sign is the model's
-# gain). "dice X" is the ES LV blood-pool Dice of the ED labels moved by X; the rest are intensity RMSEs.
+# (what is compared, (subset, measure) of the first, (subset, measure) of the second); each is ordered so
+# that first - second > 0 is the model's gain. "dice X" is the ES LV blood-pool Dice of the ED labels
+# moved by X; the rest are intensity RMSEs.
 COMPARISONS = [
     ("Dice gain, ED only -> every 5th", ("every 5th", "dice motionext"), ("ED only", "dice motionext")),
     ("Dice gain, every 5th -> every 2nd", ("every 2nd", "dice motionext"), ("every 5th", "dice motionext")),

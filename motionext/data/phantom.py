@@ -9,6 +9,7 @@ The myocardium keeps its area (incompressible wall); motion fades out away from 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,8 @@ def subject_cycle(num_frames: int, seed: int, variation: float = 0.0) -> np.ndar
     if variation == 0:
         return cardiac_cycle(num_frames)
     rng = np.random.default_rng([int(seed), 0xC1C1E])  # a stream of its own, apart from the anatomy's
-    defaults = {"systole": 0.35, "filling": 0.25, "kick_start": 0.8, "diastasis_level": 0.22}  # cardiac_cycle's
+    defaults = {name: p.default for name, p in inspect.signature(cardiac_cycle).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
     params = {k: defaults[k] + variation * (rng.uniform(*CYCLE_RANGES[k]) - defaults[k]) for k in CYCLE_RANGES}
     kick = rng.uniform(max(KICK_RANGE[0], params["systole"] + params["filling"] + 0.05), KICK_RANGE[1])
     params["kick_start"] = defaults["kick_start"] + variation * (kick - defaults["kick_start"])
