@@ -66,10 +66,10 @@ def _common(p, inputs=("input",)):
                         "128 x 128; normalised intensities)")
 
 
-def _refine_option(p):
+def _refine_option(p, good_start: int = 50, what: str = "each sequence"):
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="fit the model's motion to each sequence for STEPS optimisation steps (default 0: the "
-                        "encoder's one-shot estimate). 50 is a good start; more accurate on data unlike the "
+                   help=f"fit the model's motion to {what} for STEPS optimisation steps (default 0: the "
+                        f"encoder's one-shot estimate). {good_start} is a good start; more accurate on data unlike the "
                         "training cohort, at about 0.4 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
                         "See docs/model.md")
     p.add_argument("--refine-settings", metavar="JSON",
@@ -149,7 +149,7 @@ def _motion_verb(args) -> int:
         else:
             commands.run_reconstruct(model, cine, out, given=given,
                                      times=_numbers("--times", args.times, float) if args.times else None, grid=args.grid,
-                                     fill=args.fill)
+                                     fill=args.fill, refine=args.refine, settings=settings)
     print(f"motionext {args.verb}: wrote {args.out}")
     return 0
 
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", choices=["interpolate", "prior"], default="interpolate",
                    help="the codes of the frames not given: interpolated in time between the given frames' (default), "
                         "or the prior mean (the paper's)")
+    _refine_option(p, good_start=30, what="the given frames")
     p.set_defaults(run=_motion_verb)
 
     p = verbs.add_parser("evaluate", help="the paper's measures on labelled data, against the identity",

@@ -115,6 +115,7 @@ CASES = [
     ("reconstruct {good} --times 1.5 --out OUT", "times must be in [0, 1)"),
     ("reconstruct {good} --times x --out OUT", "--times: expected comma-separated numbers"),
     ("reconstruct {good} --every 2 --first 2 --out OUT", "choose one of"),
+    ("reconstruct {good} --every 2 --refine -1 --out OUT", "steps must be"),
     ("evaluate --data {mixed} --out OUT", "b_broken.nii.gz"),
     ("evaluate --data {folder}/none --out OUT", "no such"),
     ("evaluate --subjects 0 --out OUT", "subjects"),

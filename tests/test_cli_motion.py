@@ -102,6 +102,9 @@ def test_every_verb_runs(files, tmp_path):
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sample_00.nii.gz", "sample_01.nii.gz", "uncertainty.nii.gz", "z.npy"]
     assert _run(files, "reconstruct", a, "--out", str(tmp_path / "r"), "--every", "3") == 0
     assert nib.load(str(tmp_path / "r" / "reconstructed.nii.gz")).shape == (32, 32, 1, 8)
+    assert _run(files, "reconstruct", a, "--out", str(tmp_path / "r3"), "--every", "3", "--refine", "2") == 0
+    fitted = np.asarray(nib.load(str(tmp_path / "r3" / "reconstructed.nii.gz")).dataobj)
+    assert fitted.shape == (32, 32, 1, 8) and not np.allclose(fitted, nib.load(str(tmp_path / "r" / "reconstructed.nii.gz")).dataobj)
     assert _run(files, "reconstruct", a, "--out", str(tmp_path / "r2"), "--frames", "0,4", "--times", "0.1,0.55") == 0
     assert nib.load(str(tmp_path / "r2" / "reconstructed.nii.gz")).shape == (32, 32, 1, 2)
 

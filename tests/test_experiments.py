@@ -171,9 +171,24 @@ def test_comparison_rows_say_which_way_each_comparison_goes():
     assert not any("frames 0, 10" in r and r.startswith("| Dice") for r in rp.comparison_rows(errors))
 
 
-def test_reconstruction_pairs_refuses_an_unknown_patient_before_loading_anything(capsys):
+def test_area_lines_set_each_method_beside_the_labels():
+    import reconstruction_pairs as rp
+
+    def one(labels, model):
+        return {"area labels": labels, "area motionext": model, "area linear": model + 0.1,
+                "area cubic": model + 0.05, "area tracked": model - 0.02}
+
+    errors = {"every 5th": [one(0.8, 0.7), one(0.9, 0.8)], "ED only": [{"motionext": 0.1}]}
+    assert rp.area_lines(errors) == ["- every 5th: labels 0.850; motionext 0.750, linear 0.850, cubic 0.800, "
+                                     "tracked 0.730"]  # a subset without labels is left out
+
+
+def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_before_loading_anything(capsys):
     import reconstruction_pairs as rp
 
     with pytest.raises(SystemExit):
         rp.main(["--patients", "SCD0000301,SCD9999999"])
     assert "SCD9999999" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        rp.main(["--refine", "-1"])
+    assert "--refine must be 0 or more" in capsys.readouterr().err

@@ -91,5 +91,10 @@ def test_reconstruction_of_a_labelled_cine_scores_the_motion_by_its_labels(model
         assert 0 <= errors[f"dice {name}"] <= 1
     assert errors["dice tracked"] > errors["dice no motion"] + 0.05  # the phantom contracts
     assert errors["dice motionext"] > errors["dice no motion"]
+    # the LV's area there relative to ED's: the labels' own, and each method's, which contract it too
+    missing = [t for t in range(20) if t not in given]
+    truth = np.mean([(cine.labels[t] == 3).sum() / (cine.labels[0] == 3).sum() for t in missing])
+    assert errors["area labels"] == pytest.approx(truth) and truth < 0.9
+    assert errors["area tracked"] < 0.95 and abs(errors["area tracked"] - truth) < 0.1
     cine.labels = {0: cine.labels[0], 5: cine.labels[5]}  # labelled only where given: nothing to score
-    assert not any(k.startswith("dice") for k in latent_checks.reconstruction_errors(model, cine, given))
+    assert not any(k.startswith(("dice", "area")) for k in latent_checks.reconstruction_errors(model, cine, given))

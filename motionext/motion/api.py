@@ -196,14 +196,20 @@ def frame_subset(num_frames: int, *, every: int | None = None, first: int | None
 
 
 @torch.no_grad()
-def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "interpolate") -> Tracking:
+def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "interpolate", refine: int = 0,
+                refine_settings: RefineSettings | None = None, progress: bool = False) -> Tracking:
     """The full sequence from a subset of its frames (`given`: indices, ED always included).
     Each missing frame's code z~_t is interpolated in time between the given frames' posterior
     codes (`fill="interpolate"`), or is the prior mean as in the paper (`fill="prior"`, also what
     ED alone gives); the temporal network then reads the whole sequence of codes (see
     code_weights). `times` (normalised, in [0, 1)) asks for arbitrary instants instead of the
     frames (temporal super-resolution); the given frames keep their times t/T. Only the given
-    frames are read."""
+    frames are read.
+
+    `refine` > 0 first fits the given frames' codes, and a smooth residual velocity per given
+    frame, to those frames for that many steps (as track's refinement, with the temporal network
+    reading every instant); each missing instant takes the same combination of the given
+    frames' residuals as of their codes. 30 is a good start (docs/model.md)."""
     choice("reconstruct", "fill", fill, FILLS)
     seq = as_sequence(model, frames, spacing)
     t = seq.frames.shape[0]
@@ -217,9 +223,16 @@ def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "
     # bookkeeping is on the host; only the codes live on the model's device.
     instants = np.unique(np.concatenate([frame_times[given], query]))
     weights = torch.from_numpy(code_weights(instants, frame_times[given], fill)).to(posterior)
-    z_all = model.motion_matrix((weights @ posterior)[None], torch.from_numpy(instants)[None].to(posterior.device))[0]
-    z = z_all[[int(np.flatnonzero(np.isclose(instants, q))[0]) for q in query]]
+    instant_times = torch.from_numpy(instants).to(posterior)
+    codes, residual = refine_motion(model, seq.frames[given], seq.spacing, posterior, refine,
+                                    refine_settings or RefineSettings(), progress=progress,
+                                    times=torch.from_numpy(frame_times[given]).to(posterior),
+                                    fill=(weights, instant_times))
+    z_all = model.motion_matrix((weights @ codes)[None], instant_times[None])[0]
+    rows = [int(np.flatnonzero(np.isclose(instants, q))[0]) for q in query]
+    z = z_all[rows]
     velocity, displacement = _decode(model, z[None], seq.frames[0], seq.spacing,
-                                     torch.from_numpy(query.astype(np.float32)))
+                                     torch.from_numpy(query.astype(np.float32)),
+                                     None if residual is None else residual[rows])
     warped = model.warp_frames(seq.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z, seq.spacing, seq.frames)

@@ -138,8 +138,10 @@ def run_sample(model, cine, out, *, num_frames: int, num_samples: int, seed: int
     return result
 
 
-def run_reconstruct(model, cine, out, *, given, times=None, grid: str = "input", fill: str = "interpolate"):
-    result = api.reconstruct(model, cine, given, times=times, fill=fill)
+def run_reconstruct(model, cine, out, *, given, times=None, grid: str = "input", fill: str = "interpolate",
+                    refine: int = 0, settings=None):
+    result = api.reconstruct(model, cine, given, times=times, fill=fill, refine=refine, refine_settings=settings,
+                             progress=refine > 0)
     place = _place(model, cine, grid)
     u = place.displacements(result.displacements)
     place.save_sequence(out / "reconstructed.nii.gz", place.warp(place.frames[0], u))

@@ -56,7 +56,7 @@ def transported_contraction(model, source, target_ed, target_labels, *, spacing=
     return float(1 - lv_area_ratios(moved.displacements, target_labels).min())
 
 
-def reconstruction_errors(model, frames, given, *, spacing=None) -> dict:
+def reconstruction_errors(model, frames, given, *, spacing=None, refine: int = 0) -> dict:
     """Root-mean-square intensity error, over the frames not given, of the sequence rebuilt from
     the `given` frames (ED always among them): motionext ("motionext", codes interpolated;
     "motionext-prior", the paper's prior-mean codes), and linear and cubic interpolation of the
@@ -65,21 +65,25 @@ def reconstruction_errors(model, frames, given, *, spacing=None) -> dict:
 
     When `frames` is a Cine labelled at ED and at some frames not given, each of those methods
     also gets "dice <method>": the mean LV blood-pool Dice, over those frames, of the ED labels
-    moved by its displacements ("dice no motion": the ED labels unmoved). On real cines the
+    moved by its displacements ("dice no motion": the ED labels unmoved), and "area <method>": the
+    LV blood-pool area there relative to ED's ("area labels": the labels' own). On real cines the
     intensity error has a floor that no motion removes (what warping ED cannot explain); the
     labels measure the motion itself.
 
     Interpolating the velocities of a tracking of the whole sequence would not be a rebuild from
-    the given frames: the temporal network has then seen the missing ones."""
-    tracked = api.track(model, frames, spacing=spacing)
-    rebuilt = api.reconstruct(model, frames, given, spacing=spacing)
+    the given frames: the temporal network has then seen the missing ones.
+
+    `refine` > 0 fits every method's motion first (api.reconstruct's and api.track's `refine`):
+    the interpolations then interpolate the fitted velocities of the given frames."""
+    tracked = api.track(model, frames, spacing=spacing, refine=refine)
+    rebuilt = api.reconstruct(model, frames, given, spacing=spacing, refine=refine)
     count = tracked.frames.shape[0]
     given = api.frame_subset(count, frames=given)
     missing = [t for t in range(count) if t not in given]
     if not missing:
         raise ValueError("reconstruction_errors: every frame is given; nothing to rebuild")
     truth = tracked.frames[missing]
-    prior_mean = api.reconstruct(model, frames, given, spacing=spacing, fill="prior")
+    prior_mean = api.reconstruct(model, frames, given, spacing=spacing, fill="prior", refine=refine)
     methods = {"motionext": (rebuilt.warped, rebuilt.displacements),
                "motionext-prior": (prior_mean.warped, prior_mean.displacements)}
     for kind in ("linear", "cubic"):
@@ -96,4 +100,10 @@ def reconstruction_errors(model, frames, given, *, spacing=None) -> dict:
 
         errors.update({f"dice {name}": lv_dice(u) for name, (_, u) in methods.items()})
         errors["dice no motion"] = lv_dice(torch.zeros_like(tracked.displacements))
+        # how far each contracts the LV there, beside how far the labels say it does
+        errors.update({f"area {name}": float(lv_area_ratios(u[labelled], labels[0]).mean())
+                       for name, (_, u) in methods.items()})
+        ed_area = float((np.asarray(labels[0]) == LV_BLOOD_POOL).sum())
+        errors["area labels"] = float(np.mean([(np.asarray(labels[t]) == LV_BLOOD_POOL).sum() / ed_area
+                                               for t in labelled]))
     return errors

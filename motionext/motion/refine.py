@@ -96,29 +96,39 @@ def check_steps(steps) -> int:
 
 def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, steps: int,
                   settings: RefineSettings = RefineSettings(), *, progress: bool = False,
-                  times: torch.Tensor | None = None):
+                  times: torch.Tensor | None = None, fill: tuple | None = None):
     """(codes z~ (T, d), residual velocity (T, ndim, *S) or None) after `steps` Adam steps,
     starting from `z_tilde` (T, d), for the frames (T, *S) with ED first, at cycle phases
-    `times` (T,) (default t / T)."""
+    `times` (T,) (default t / T).
+
+    `fill` = (weights (N, T), instants (N,)) fits a reconstruction instead: the frames are the ones
+    given, and the temporal network reads N instants in time order (the given frames' among
+    them), instant n's code being weights[n] @ z~ (code_fill.code_weights). Each instant's
+    residual is the same combination of the given frames' residuals, so the residual comes back
+    (N, ndim, *S); the objective still compares only the given frames."""
     if check_steps(steps) == 0:
         return z_tilde, None
     from tqdm.auto import tqdm
 
     sequence = frames[None]
     times = normalized_times(frames.shape[0], device=frames.device) if times is None else times.reshape(1, -1).to(frames)
+    weights, instants, given = _fill_plan(fill, times, frames)
     sigmas = [settings.residual_sigma_mm / float(s) for s in spacing]
     codes = z_tilde.detach().clone()[None].requires_grad_(True)
     raw = frames.new_zeros(1, frames.shape[0], model.config.ndim, *frames.shape[1:], requires_grad=True)
-    in_time = frames.shape[0] >= 3  # a pair's (ED, ES) two frames are not neighbours in time
+    in_time = instants.shape[1] >= 3  # a pair's (ED, ES) two frames are not neighbours in time
     cyclic = model.config.tcn_padding == "cyclic"
+
+    def filled(per_frame):  # (1, T, ...) -> (1, N, ...): each instant's combination of the given frames'
+        return per_frame if weights is None else torch.einsum("ng,bg...->bn...", weights, per_frame)
 
     def residual():
         with autocast_off(raw):  # added to the decoder's velocity, which is full precision
-            smooth = smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw)
+            smooth = filled(smooth_spatial(raw.flatten(0, 1), sigmas).view_as(raw))
             if not in_time:
                 return smooth
             # smoothed in time as the decoder's velocities are, so that the frames move consistently
-            return model.smooth_in_time(smooth, times)
+            return model.smooth_in_time(smooth, instants)
 
     # no wider than the image's shortest axis (a thin 3-D stack), kept odd
     shortest = min(frames.shape[1:])
@@ -128,9 +138,11 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
                                   {"params": [raw], "lr": settings.residual_rate}])
     with torch.enable_grad():
         for _ in tqdm(range(steps), desc="refine", unit="step", disable=not progress, leave=False):
-            velocity = model.decode(model.motion_matrix(codes, times), sequence[:, 0], spacing, times) + residual()
-            out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": velocity,
-                   "warped": model.warp_frames(sequence[:, 0], model.exponentiate(velocity))}
+            velocity = model.decode(model.motion_matrix(filled(codes), instants), sequence[:, 0], spacing,
+                                    instants) + residual()
+            seen = velocity if given is None else velocity[:, given]
+            out = {"mean": codes, "log_var": torch.zeros_like(codes), "velocity": seen,
+                   "warped": model.warp_frames(sequence[:, 0], model.exponentiate(seen))}
             loss = motion_loss(model, sequence, out, objective)["loss"]
             # summed over frames, as the objective's terms are; a weight of 0 skips its term
             if settings.global_similarity_weight:
@@ -149,3 +161,20 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             optimizer.step()
     with torch.no_grad():
         return codes.detach()[0], residual()[0]
+
+
+def _fill_plan(fill, times: torch.Tensor, frames: torch.Tensor):
+    """(weights (N, T) or None, instants (1, N), index of each given frame among the instants or
+    None) for refine_motion's `fill`; None: the frames are the whole sequence."""
+    if fill is None:
+        return None, times, None
+    weights, instants = (torch.as_tensor(x, dtype=frames.dtype, device=frames.device) for x in fill)
+    instants = instants.reshape(1, -1)
+    if weights.shape != (instants.shape[1], times.shape[1]):
+        raise ValueError(f"refine: fill weights must be (instants, given frames) = ({instants.shape[1]}, "
+                         f"{times.shape[1]}); got {tuple(weights.shape)}")
+    distance = (instants[0, :, None] - times[0, None, :]).abs()
+    given = distance.argmin(0)
+    if not bool((distance.min(0).values < 1e-6).all()):
+        raise ValueError("refine: every given frame's phase must be one of the fill's instants")
+    return weights, instants, given
