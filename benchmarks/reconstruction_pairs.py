@@ -83,6 +83,19 @@ def comparison_rows(errors: dict) -> list:
     return rows
 
 
+def mean_lines(errors: dict) -> list:
+    """Per subset, each method's mean RMSE of the frames not given and, where ES is not given,
+    its mean ES LV blood-pool Dice: the levels the paired differences above are taken between."""
+    lines = []
+    for subset, each in errors.items():
+        methods = [m for m in ("motionext", "linear", "cubic", "tracked") if m in each[0]]
+        text = ", ".join(f"{m} {np.mean([e[m] for e in each]):.4f}" for m in methods)
+        if all(f"dice {m}" in e for e in each for m in methods):
+            text += "; Dice " + ", ".join(f"{m} {np.mean([e[f'dice {m}'] for e in each]):.3f}" for m in methods)
+        lines.append(f"- {subset}: RMSE {text}")
+    return lines
+
+
 def area_lines(errors: dict) -> list:
     """Per subset, the mean ES/ED LV blood-pool area each method gives beside the labels' own: a
     method that contracts less than the model may win only because the model over-contracts."""
@@ -125,6 +138,8 @@ def main(argv=None):
             print("|---|---|---|---|---|")
             errors = per_slice_errors(model, chosen, args.refine)
             print("\n".join(comparison_rows(errors)))
+            print("\nMeans over slices:\n")
+            print("\n".join(mean_lines(errors)))
             print("\nES/ED LV blood-pool area where ES is not given, mean over slices:\n")
             print("\n".join(area_lines(errors)), flush=True)
 

@@ -183,6 +183,23 @@ def test_area_lines_set_each_method_beside_the_labels():
                                      "tracked 0.730"]  # a subset without labels is left out
 
 
+def test_mean_lines_give_each_methods_mean_rmse_and_dice_where_labelled():
+    import reconstruction_pairs as rp
+
+    def one(rmse, dice=None):
+        errors = {"motionext": rmse, "linear": rmse + 0.002, "cubic": rmse + 0.001, "tracked": rmse - 0.01}
+        if dice is not None:
+            errors.update({"dice motionext": dice, "dice linear": dice - 0.02, "dice cubic": dice - 0.01,
+                           "dice tracked": dice + 0.01})
+        return errors
+
+    errors = {"every 5th": [one(0.05, 0.9), one(0.07, 0.8)], "every 2nd": [one(0.04), one(0.06)]}
+    assert rp.mean_lines(errors) == [
+        "- every 5th: RMSE motionext 0.0600, linear 0.0620, cubic 0.0610, tracked 0.0500; "
+        "Dice motionext 0.850, linear 0.830, cubic 0.840, tracked 0.860",
+        "- every 2nd: RMSE motionext 0.0500, linear 0.0520, cubic 0.0510, tracked 0.0400"]  # ES given: no Dice
+
+
 def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_before_loading_anything(capsys):
     import reconstruction_pairs as rp
 

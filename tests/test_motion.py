@@ -198,9 +198,11 @@ def test_refined_reconstruction_fits_the_given_frames_and_is_refined_tracking_wh
     def rmse(result, frames):
         return float(((result.warped[frames] - result.frames[frames]) ** 2).mean().sqrt())
 
-    # measured: the given frames 0.0373 -> 0.0310, the missing ones 0.0389 -> 0.0384
+    # measured: the given frames 0.0373 -> 0.0311 (refined tracking of every frame: 0.0304), the
+    # missing ones 0.0389 -> 0.0370. With the penalties unscaled (they cover 20 instants, the
+    # similarity 4 frames) the missing ones reached only 0.0384
     assert rmse(refined, given) < 0.9 * rmse(plain, given)
-    assert rmse(refined, missing) < rmse(plain, missing)
+    assert rmse(refined, missing) < 0.97 * rmse(plain, missing)
     assert refined.displacements.shape == plain.displacements.shape and refined.z.shape == plain.z.shape
     assert max(folding_fraction(u) for u in refined.displacements.numpy()) == 0.0
     assert torch.equal(motion.reconstruct(model, p.frames, given, spacing=p.spacing, refine=0).displacements,

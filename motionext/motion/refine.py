@@ -105,7 +105,8 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     given, and the temporal network reads N instants in time order (the given frames' among
     them), instant n's code being weights[n] @ z~ (code_fill.code_weights). Each instant's
     residual is the same combination of the given frames' residuals, so the residual comes back
-    (N, ndim, *S); the objective still compares only the given frames."""
+    (N, ndim, *S); the objective still compares only the given frames, and its penalties, which
+    cover all N instants, are scaled by T / N."""
     if check_steps(steps) == 0:
         return z_tilde, None
     from tqdm.auto import tqdm
@@ -134,6 +135,11 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     shortest = min(frames.shape[1:])
     window = min(settings.similarity_window, shortest if shortest % 2 else shortest - 1)
     objective = replace(model.config, lncc_window=window)
+    # The similarity term covers the given frames, the penalties every instant; scaled so that
+    # they weigh per given frame what they weigh in tracking, where both cover every frame.
+    # Unscaled, a rebuild from every 5th frame was smoothed 5 times as hard and missed its given
+    # frames (docs/model.md, "Fitted rebuilds, balanced").
+    penalty_scale = frames.shape[0] / instants.shape[1]
     optimizer = torch.optim.Adam([{"params": [codes], "lr": settings.code_rate},
                                   {"params": [raw], "lr": settings.residual_rate}])
     with torch.enable_grad():
@@ -148,11 +154,11 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
             if settings.global_similarity_weight:
                 loss = loss + settings.global_similarity_weight * (1 - global_ncc(out["warped"], sequence)).sum()
             if settings.smoothness_weight:
-                loss = loss + settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
+                loss = loss + penalty_scale * settings.smoothness_weight * spatial_gradient_penalty(velocity, spacing).sum()
             if settings.curvature_weight:
-                loss = loss + settings.curvature_weight * spatial_curvature_penalty(velocity, spacing).sum()
+                loss = loss + penalty_scale * settings.curvature_weight * spatial_curvature_penalty(velocity, spacing).sum()
             if in_time and settings.temporal_smoothness_weight:
-                loss = loss + settings.temporal_smoothness_weight * temporal_curvature_penalty(
+                loss = loss + penalty_scale * settings.temporal_smoothness_weight * temporal_curvature_penalty(
                     velocity, spacing, cyclic=cyclic).sum()
             if loss.device.type != "meta" and not torch.isfinite(loss):  # meta tensors have no values
                 raise FloatingPointError(f"refine: the objective became {loss.item()}; try smaller step sizes")
