@@ -208,8 +208,9 @@ def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "
 
     `refine` > 0 first fits the given frames' codes, and a smooth residual velocity per given
     frame, to those frames for that many steps (as track's refinement, with the temporal network
-    reading every instant); each missing instant takes the same combination of the given
-    frames' residuals as of their codes. 30 is a good start (docs/model.md)."""
+    reading every instant and the smoothness penalties weighed per given frame as in tracking);
+    each missing instant takes the same combination of the given frames' residuals as of their
+    codes. 30 is a good start (docs/model.md, "Fitted rebuilds, balanced")."""
     choice("reconstruct", "fill", fill, FILLS)
     seq = as_sequence(model, frames, spacing)
     t = seq.frames.shape[0]
