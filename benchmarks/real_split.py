@@ -2,6 +2,7 @@
 --data` / `--val-data` and `motionext evaluate --data` read as they are.
 
     python benchmarks/real_split.py [--shared ../shared/data/real] [--out runs/real-split]
+        [--sunnybrook-labels] [--no-hold-out]
 
 It writes OUT/train and OUT/val: symbolic links to the ACDC patient folders, and ACDC-style
 folders (Info.cfg with ED, ES and NbFrame, a link to the 4D cine) for the Sunnybrook patients,
@@ -13,6 +14,9 @@ ES labels are written converted to ACDC's numbers (LV blood pool 3, myocardium 2
 - ACDC testing patients 101-150 (ED/ES only): 2 per diagnosis group held out for validation.
 - ACDC training patients 090 and 012 (full cines): training.
 - Sunnybrook (CC0): SCD0000101 and SCD0000201 train, SCD0000301 is held out.
+
+With --no-hold-out every patient goes to OUT/train (and OUT/val is not written): the data of a
+model trained on all of the cohort once the split has measured its recipe.
 """
 
 from __future__ import annotations
@@ -46,11 +50,12 @@ def _converted_labels(source: Path, target: Path) -> None:
     nib.save(nib.Nifti1Image(converted, image.affine, image.header), str(target))
 
 
-def make_split(shared: Path, out: Path, *, sunnybrook_labels: bool = False) -> dict:
-    """Write the split under `out`; returns {"train": [...], "val": [...]} of subject names."""
+def make_split(shared: Path, out: Path, *, sunnybrook_labels: bool = False, hold_out: bool = True) -> dict:
+    """Write the split under `out`; returns {"train": [...], "val": [...]} of subject names.
+    `hold_out` False puts every patient in train."""
     names = {"train": [], "val": []}
     for patient in sorted((shared / "acdc_testing_edes").glob("patient*")):
-        side = "val" if patient.name in ACDC_VALIDATION else "train"
+        side = "val" if hold_out and patient.name in ACDC_VALIDATION else "train"
         _link(patient, out / side / patient.name)
         names[side].append(patient.name)
     for patient in sorted((shared / "acdc_cine").glob("patient*")):
@@ -60,7 +65,7 @@ def make_split(shared: Path, out: Path, *, sunnybrook_labels: bool = False) -> d
         cine = shared / "sunnybrook_scd5" / "nifti" / f"{pid}_cine4d.nii.gz"
         if not cine.exists():
             continue
-        side = "val" if pid in SUNNYBROOK_VALIDATION else "train"
+        side = "val" if hold_out and pid in SUNNYBROOK_VALIDATION else "train"
         folder = out / side / pid
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nNbFrame: {count}\n")
@@ -79,8 +84,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/real-split")
     parser.add_argument("--sunnybrook-labels", action="store_true",
                         help="also write the training Sunnybrook patients' ED/ES labels, in ACDC's numbers")
+    parser.add_argument("--no-hold-out", action="store_true",
+                        help="every patient trains: the data of a model trained on all of the cohort")
     args = parser.parse_args()
-    names = make_split(Path(args.shared), Path(args.out), sunnybrook_labels=args.sunnybrook_labels)
+    names = make_split(Path(args.shared), Path(args.out), sunnybrook_labels=args.sunnybrook_labels,
+                       hold_out=not args.no_hold_out)
     for side, subjects in names.items():
         print(f"{side}: {len(subjects)} subjects: {' '.join(subjects)}")
 

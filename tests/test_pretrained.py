@@ -45,8 +45,21 @@ def test_pretrained_saw_the_real_training_split_and_the_phantom():
     assert PRETRAINED_MODELS["pretrained-cines"] == PRETRAINED_MODELS["pretrained"]  # its name until 2026-12-06
 
 
-def test_pretrained_model_beats_identity_on_held_out_phantoms():
-    result = evaluate_on_phantom(motionext.load_model("pretrained"), subjects=3, frames=16)
+def test_the_all_data_model_is_pretrained_s_last_stage_on_every_patient():
+    # pretrained's last stage (same init and settings) on `real_split.py --no-hold-out`'s folders
+    mine = read_checkpoint(PRETRAINED_MODELS["pretrained-all"])["train_config"]
+    pretrained = read_checkpoint(PRETRAINED_MODELS["pretrained"])["train_config"]
+    assert mine["init"] == "pretrained-pairs" and pretrained["init"] == "pretrained"  # the same weights, renamed since
+    assert any(source.endswith("all/train") for source in mine["data"].split("+"))
+    for setting in ("dice_weight", "kl_free_bits", "kl_warmup", "lr", "batch_size", "seed"):
+        assert mine[setting] == pretrained[setting], setting
+    # pretrained predates the setting: its loss was summed over frames, which --no-loss-per-frame keeps
+    assert mine["loss_per_frame"] is False and "loss_per_frame" not in pretrained
+
+
+@pytest.mark.parametrize("name", ["pretrained", "pretrained-all"])
+def test_pretrained_model_beats_identity_on_held_out_phantoms(name):
+    result = evaluate_on_phantom(motionext.load_model(name), subjects=3, frames=16)
     assert result["dice_LV_model"] > result["dice_LV_identity"] + 0.05
     assert result["dice_myocardium_model"] > result["dice_myocardium_identity"] + 0.05
     assert result["epe_model"] < 0.7 * result["epe_identity"]
