@@ -209,3 +209,18 @@ def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_
     with pytest.raises(SystemExit):
         rp.main(["--refine", "-1"])
     assert "--refine must be 0 or more" in capsys.readouterr().err
+
+
+def test_real_split_holds_patients_out_unless_told_not_to(tmp_path):
+    import real_split
+
+    shared = tmp_path / "shared"
+    for name in ("patient101", "patient136"):  # 136 is one of the held-out ACDC patients
+        (shared / "acdc_testing_edes" / name).mkdir(parents=True)
+    (shared / "acdc_cine" / "patient090").mkdir(parents=True)
+    split = real_split.make_split(shared, tmp_path / "split")
+    assert split == {"train": ["patient101", "patient090"], "val": ["patient136"]}
+    everything = real_split.make_split(shared, tmp_path / "all", hold_out=False)
+    assert everything == {"train": ["patient101", "patient136", "patient090"], "val": []}
+    assert (tmp_path / "all" / "train" / "patient136").resolve() == (shared / "acdc_testing_edes" / "patient136").resolve()
+    assert not (tmp_path / "all" / "val").exists()
