@@ -84,6 +84,8 @@ def _run_all():
             u, trajectory = torch.ops.motionext.scaling_squaring(velocity, 5, padding, True)
             grad_u = torch.rand_like(u)
             grad_u[0, 1, 3, 2] = float("inf")  # a zero weight must not spread it
+            if kind == "near":
+                grad_u[-1, 0, 5, 20] = float("inf")  # the same, inside a near block
             grad_velocity = torch.ops.motionext.scaling_squaring_backward(grad_u, velocity, trajectory, 5,
                                                                            padding)
             results[f"{shape}-{kind}-{padding}-squaring"] = (u, grad_velocity, grad_velocity, grad_velocity,

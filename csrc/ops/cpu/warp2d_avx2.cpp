@@ -89,7 +89,23 @@ struct Pattern {
   __m256 next_row, next_column;    // all-ones in the lanes whose cell starts one tap further
 };
 
-enum class BlockKind { Interior, Patterned, General };
+// Near blocks (near_block()): every point within a voxel of its own voxel, away from the border.
+// Along each axis a point that moves d reads the voxel before its own with weight max(-d, 0), its
+// own with 1 - |d| and the one after with max(d, 0): its cell's two bilinear weights, and a zero
+// on the side it does not reach. So all 8 points read the same 3 x 3 taps around their own
+// voxels, and no mask or variable blend (several uops each on Intel cores) picks each point's cell.
+// Where the cell starts at the own voxel (d >= 0) the weights are those of the general path's
+// cell exactly, and where it starts one voxel before, 1 + d and -d are too; the sums that take
+// the zero add nothing, so values and derivatives are the patterned path's bit for bit. The tap a
+// point does not reach is read as 0, so that a NaN or Inf there stays out, as it does where only
+// the cell is read.
+struct NearTaps {
+  __m256 w[3];   // weights of taps -1, 0, +1 along one axis
+  __m256 dw[3];  // their derivatives by d: -1 and 1 on the two taps of the cell
+  __m256 after;  // all-ones where the cell starts at the own voxel (d >= 0): tap +1 is read, not -1
+};
+
+enum class BlockKind { Interior, Patterned, Near, General };
 
 // The bilinear stencil of 8 consecutive voxels (row i, columns j..j+7).
 struct Block {
@@ -99,6 +115,8 @@ struct Block {
   BlockKind kind;
   Cell cell;                         // interior blocks
   Pattern pattern;                   // patterned blocks
+  NearTaps near_x, near_y;           // near blocks: the taps along rows (axis 0) and columns (axis 1)
+  int64_t near_base;                 // near blocks: flat offset of tap (-1, -1) of lane 0
   int64_t width;                     // the row stride
 };
 
@@ -164,34 +182,60 @@ MOTIONEXT_AVX2 inline void plain_weights(__m256 frac_x, __m256 frac_y, Block& b)
   b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
 }
 
+// The taps of 8 points that move d (|d| < 1) along one axis.
+MOTIONEXT_AVX2 inline NearTaps near_taps(__m256 d) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  NearTaps t;
+  t.after = _mm256_cmp_ps(d, zero, _CMP_GE_OQ);
+  const __m256 after = _mm256_and_ps(t.after, one);
+  t.w[0] = _mm256_max_ps(_mm256_sub_ps(zero, d), zero);
+  t.w[2] = _mm256_max_ps(d, zero);
+  t.w[1] = _mm256_sub_ps(one, _mm256_add_ps(t.w[0], t.w[2]));
+  t.dw[0] = _mm256_sub_ps(after, one);
+  t.dw[1] = _mm256_sub_ps(one, _mm256_add_ps(after, after));
+  t.dw[2] = after;
+  return t;
+}
+
 // Blocks whose points all lie less than a voxel from their own voxels (i, j + L) along both axes,
-// away from the border (rows i - 1 .. i + 1 and columns j - 1 .. j + 8 inside the image): each
-// point's cell starts at its own row or the one before, and at its own column or the one before,
-// so the block is a Pattern whose masks are the points' signs, with plain weights. This skips
-// the general stencil and find_pattern(), which cost more than the block's loads and adds: on a
-// white-noise velocity every block of the first five of seven squaring steps is one of these.
-// NaN fails the comparison and takes the general path.
+// away from the border (rows i - 1 .. i + 1 and columns j - 1 .. j + 8 inside the image). Each
+// point's cell starts at its own row or the one before, and at its own column or the one before.
+// Where the points go both ways along both axes (white noise: nearly every such block), the
+// block reads the 3 x 3 taps of NearTaps. Where all go one way along an axis (mostly the blocks
+// of smooth fields where the motion changes sign), it is a Pattern whose masks are the points'
+// signs, with plain weights, which reads fewer taps. Either skips the general stencil and
+// find_pattern(), which cost more than the block's loads and adds: on a white-noise velocity
+// every block of the first five of seven squaring steps is near. NaN fails the comparison and
+// takes the general path.
 MOTIONEXT_AVX2 inline bool near_block(const Points& p, int64_t i, int64_t j, const Grid<2>& grid, Block& b) {
   if (i < 1 || i > grid.size[0] - 2 || j < 1 || j + 9 > grid.size[1]) return false;
-  const __m256 one = _mm256_set1_ps(1.0f), magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 row = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 dx = _mm256_and_ps(_mm256_sub_ps(p.x, row), magnitude);
-  const __m256 dy = _mm256_and_ps(_mm256_sub_ps(p.y, p.columns), magnitude);
-  const __m256 near = _mm256_and_ps(_mm256_cmp_ps(dx, one, _CMP_LT_OQ), _mm256_cmp_ps(dy, one, _CMP_LT_OQ));
+  const __m256 dx = _mm256_sub_ps(p.x, row), dy = _mm256_sub_ps(p.y, p.columns);
+  const __m256 near = _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(dx, magnitude), one, _CMP_LT_OQ),
+                                    _mm256_cmp_ps(_mm256_and_ps(dy, magnitude), one, _CMP_LT_OQ));
   if (_mm256_movemask_ps(near) != 0xFF) return false;
-  const __m256 fx = _mm256_floor_ps(p.x), fy = _mm256_floor_ps(p.y);
-  Pattern& pattern = b.pattern;
-  // a lane is one tap further where its cell starts at its own row (column), not the one before
-  pattern.next_row = _mm256_cmp_ps(fx, row, _CMP_EQ_OQ);
-  pattern.next_column = _mm256_cmp_ps(fy, p.columns, _CMP_EQ_OQ);
-  const int rows = _mm256_movemask_ps(pattern.next_row), columns = _mm256_movemask_ps(pattern.next_column);
-  pattern.three_rows = rows != 0 && rows != 0xFF;
-  pattern.three_columns = columns != 0 && columns != 0xFF;
-  if (!pattern.three_rows) pattern.next_row = _mm256_setzero_ps();
-  if (!pattern.three_columns) pattern.next_column = _mm256_setzero_ps();
   b.width = grid.stride[0];
+  // a lane is one tap further where its cell starts at its own row (column), not the one before
+  const __m256 next_row = _mm256_cmp_ps(dx, zero, _CMP_GE_OQ), next_column = _mm256_cmp_ps(dy, zero, _CMP_GE_OQ);
+  const int rows = _mm256_movemask_ps(next_row), columns = _mm256_movemask_ps(next_column);
+  const bool three_rows = rows != 0 && rows != 0xFF, three_columns = columns != 0 && columns != 0xFF;
+  if (three_rows && three_columns) {
+    b.near_x = near_taps(dx);
+    b.near_y = near_taps(dy);
+    b.near_base = (i - 1) * b.width + j - 1;
+    b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    b.kind = BlockKind::Near;
+    return true;
+  }
+  Pattern& pattern = b.pattern;
+  pattern.three_rows = three_rows;
+  pattern.three_columns = three_columns;
+  pattern.next_row = three_rows ? next_row : zero;
+  pattern.next_column = three_columns ? next_column : zero;
   pattern.base = (i - (rows == 0xFF ? 0 : 1)) * b.width + j - (columns == 0xFF ? 0 : 1);
-  plain_weights(_mm256_sub_ps(p.x, fx), _mm256_sub_ps(p.y, fy), b);
+  plain_weights(_mm256_sub_ps(p.x, _mm256_floor_ps(p.x)), _mm256_sub_ps(p.y, _mm256_floor_ps(p.y)), b);
   b.kind = BlockKind::Patterned;
   return true;
 }
@@ -275,6 +319,32 @@ MOTIONEXT_AVX2 inline __m256 bilinear(const Block& s, const Corners& v) {
   const __m256 top = _mm256_fmadd_ps(s.y.w_lo, v.v00, _mm256_mul_ps(s.y.w_hi, v.v01));
   const __m256 bottom = _mm256_fmadd_ps(s.y.w_lo, v.v10, _mm256_mul_ps(s.y.w_hi, v.v11));
   return _mm256_fmadd_ps(s.x.w_lo, top, _mm256_mul_ps(s.x.w_hi, bottom));
+}
+
+// w[0] * before + w[1] * own + w[2] * after, summed as the bilinear path sums a cell's two corners
+// (the zero-weight tap adds exactly nothing).
+MOTIONEXT_AVX2 inline __m256 three_taps(const __m256 (&w)[3], __m256 before, __m256 own, __m256 after) {
+  return _mm256_fmadd_ps(w[0], before, _mm256_fmadd_ps(w[1], own, _mm256_mul_ps(w[2], after)));
+}
+
+// Three taps of a near block along one axis, the one not reached (see NearTaps) set to 0.
+MOTIONEXT_AVX2 inline void reached(const NearTaps& t, __m256& before, __m256& after) {
+  before = _mm256_andnot_ps(t.after, before);
+  after = _mm256_and_ps(t.after, after);
+}
+
+// A near block's bilinear value in one channel plane.
+MOTIONEXT_AVX2 inline __m256 near_value(const float* channel, const Block& s) {
+  const float* top = channel + s.near_base;
+  __m256 rows[3];
+  for (int r = 0; r < 3; ++r) {
+    const float* row = top + r * s.width;
+    __m256 before = _mm256_loadu_ps(row), after = _mm256_loadu_ps(row + 2);
+    reached(s.near_y, before, after);
+    rows[r] = three_taps(s.near_y.w, before, _mm256_loadu_ps(row + 1), after);
+  }
+  reached(s.near_x, rows[0], rows[2]);
+  return three_taps(s.near_x.w, rows[0], rows[1], rows[2]);
 }
 
 // d(bilinear value) / d(sample point) along both axes.
@@ -380,12 +450,25 @@ struct SquaringStep {
   Padding padding;
 
   MOTIONEXT_AVX2 void block(int64_t b, int64_t voxel, const Block& s) const {
+    if (s.kind == BlockKind::Near) return near_block_step(b, voxel, s);
     const int64_t n = grid.numel;
     const float* u = field + b * 2 * n;
     const __m256 nan = _mm256_set1_ps(quiet_nan<float>()), factor = _mm256_set1_ps(scale);
     for (int k = 0; k < 2; ++k) {
       const __m256 value = _mm256_add_ps(_mm256_loadu_ps(u + k * n + voxel), bilinear(s, load_block(u + k * n, s)));
       _mm256_storeu_ps(u_next + b * 2 * n + k * n + voxel, _mm256_blendv_ps(nan, _mm256_mul_ps(factor, value), s.finite));
+    }
+  }
+
+  // A near block (NearTaps), whose points are all finite. Out of line: inlined into block(), it
+  // slowed the interior blocks' loop by 10-20% (the squaring forward on a constant field).
+  __attribute__((noinline)) MOTIONEXT_AVX2 void near_block_step(int64_t b, int64_t voxel, const Block& s) const {
+    const int64_t n = grid.numel;
+    const float* u = field + b * 2 * n;
+    const __m256 factor = _mm256_set1_ps(scale);
+    for (int k = 0; k < 2; ++k) {
+      const __m256 value = _mm256_add_ps(_mm256_loadu_ps(u + k * n + voxel), near_value(u + k * n, s));
+      _mm256_storeu_ps(u_next + b * 2 * n + k * n + voxel, _mm256_mul_ps(factor, value));
     }
   }
 
@@ -557,6 +640,53 @@ MOTIONEXT_AVX2 inline void spread_block(float* target, const Block& s, __m256 g)
   }
 }
 
+// A near block: nine vector loads per channel for the value's derivatives, and the spread as one
+// three-tap add per row of taps (see NearTaps). Each voxel's own gradient (g_next and the
+// derivative through its point) joins the middle row's taps, whose tap 0 lands on the voxels
+// themselves: a separate add there would load what the row's add has just stored, offset by one
+// lane, and wait for it.
+MOTIONEXT_AVX2 inline void near_adjoint(const float* u, float scale, const float* g_next, float* grad,
+                                        const Grid<2>& grid, int64_t voxel, const Block& s) {
+  const int64_t n = grid.numel;
+  const __m256 zero = _mm256_setzero_ps(), factor = _mm256_set1_ps(scale);
+  __m256 g[2], own[2] = {zero, zero};
+  for (int ch = 0; ch < 2; ++ch) {
+    const float* top = u + ch * n + s.near_base;
+    __m256 rows[3], slopes[3];  // each tap row's value and its derivative along the columns
+    for (int r = 0; r < 3; ++r) {
+      const float* row = top + r * s.width;
+      __m256 before = _mm256_loadu_ps(row), after = _mm256_loadu_ps(row + 2);
+      const __m256 mine = _mm256_loadu_ps(row + 1);
+      reached(s.near_y, before, after);
+      rows[r] = three_taps(s.near_y.w, before, mine, after);
+      slopes[r] = three_taps(s.near_y.dw, before, mine, after);
+    }
+    reached(s.near_x, rows[0], rows[2]);
+    reached(s.near_x, slopes[0], slopes[2]);
+    g[ch] = _mm256_loadu_ps(g_next + ch * n + voxel);
+    const __m256 gs = _mm256_mul_ps(g[ch], factor);
+    own[0] = _mm256_fmadd_ps(gs, three_taps(s.near_x.dw, rows[0], rows[1], rows[2]), own[0]);
+    own[1] = _mm256_fmadd_ps(gs, three_taps(s.near_x.w, slopes[0], slopes[1], slopes[2]), own[1]);
+  }
+  __m256 weights[3][3];
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c) weights[r][c] = _mm256_mul_ps(s.near_x.w[r], s.near_y.w[c]);
+  }
+  for (int ch = 0; ch < 2; ++ch) {
+    const bool finite = all_finite(g[ch]);
+    for (int r = 0; r < 3; ++r) {
+      __m256 taps[3];
+      for (int c = 0; c < 3; ++c) {
+        taps[c] = _mm256_mul_ps(weights[r][c], g[ch]);
+        // a tap of weight 0 receives nothing, not 0 * Inf, as in spread()
+        if (!finite) taps[c] = _mm256_and_ps(_mm256_cmp_ps(weights[r][c], zero, _CMP_NEQ_UQ), taps[c]);
+      }
+      if (r == 1) taps[1] = _mm256_add_ps(taps[1], _mm256_add_ps(g[ch], own[ch]));
+      add_taps<true>(grad + ch * n, s.near_base + r * s.width, taps[0], taps[1], taps[2]);
+    }
+  }
+}
+
 // Any other block, patterned (the corners by load_pattern(), the spread by add_pattern()) or
 // general (pair loads, and the spread as a scatter).
 MOTIONEXT_AVX2 inline void block_adjoint(const float* u, float scale, const float* g_next, float* grad,
@@ -636,7 +766,11 @@ MOTIONEXT_AVX2 void squaring_backward_item(const float* u, float scale, const fl
       } else {
         Block block;
         if (!near_block(p, i, j, grid, block)) general_block(p, grid, padding, block);
-        block_adjoint(u, scale, g_next, grad, grid, voxel, block);
+        if (block.kind == BlockKind::Near) {
+          near_adjoint(u, scale, g_next, grad, grid, voxel, block);
+        } else {
+          block_adjoint(u, scale, g_next, grad, grid, voxel, block);
+        }
       }
     }
     for (; j < width; ++j) {

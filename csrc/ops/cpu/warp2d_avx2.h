@@ -1,10 +1,11 @@
 // A vectorised CPU path for the most common warps: 2D, float32, bilinear; warp forward, its
 // displacement gradient, and the scaling-and-squaring step and its adjoint. Eight voxels of a
 // row at a time: plain vector loads and adds where their points share one cell pattern inside
-// the image, or two neighbouring rows and column offsets of cells (blended loads), and 64-bit
-// pair loads and a scatter elsewhere. Compiled for AVX2 and FMA only and
-// chosen at run time, so the library still runs on any x86-64 (and elsewhere the scalar shared
-// math in motionext/warp.h serves). It computes exactly that math, up to float rounding; the
+// the image, or two neighbouring rows and column offsets of cells (blended loads), the 3 x 3
+// voxels around each point's own where the squaring moves points by under a voxel, and 64-bit
+// pair loads and a scatter elsewhere. Compiled for AVX2 and FMA only and chosen at run time,
+// so the library still runs on any x86-64 (and elsewhere the scalar shared math in
+// motionext/warp.h serves). It computes exactly that math, up to float rounding; the
 // tests check one against the other (MOTIONEXT_CPU_SIMD=0 turns it off).
 #pragma once
 
