@@ -48,9 +48,21 @@ MOTIONEXT_AVX2 inline Axis axis_stencil(__m256 p, int64_t size, Padding padding)
   const __m256 floor = _mm256_floor_ps(p);
   const __m256 frac = _mm256_sub_ps(p, floor);
   const __m256i lo = _mm256_cvttps_epi32(floor);
+  const __m256i zero = _mm256_setzero_si256();
+  // Both neighbours of every point inside (0 <= lo <= size - 2), as for nearly every block away
+  // from the image's edge: the masks and blends below would all keep these values.
+  const __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi32(zero, lo),
+                                          _mm256_cmpgt_epi32(lo, _mm256_set1_epi32(static_cast<int>(size - 2))));
+  if (_mm256_testz_si256(outside, outside)) {
+    a.q = lo;
+    a.w_lo = _mm256_sub_ps(one, frac);
+    a.w_hi = frac;
+    a.dw_lo = _mm256_sub_ps(_mm256_setzero_ps(), slope);
+    a.dw_hi = slope;
+    return a;
+  }
   const __m256i hi = _mm256_add_epi32(lo, _mm256_set1_epi32(1));
   const __m256i top = _mm256_set1_epi32(static_cast<int>(size - 1));
-  const __m256i zero = _mm256_setzero_si256();
   // inside: 0 <= index <= size - 1
   const __m256 in_lo = _mm256_and_ps(
       _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(zero, lo), _mm256_cmpgt_epi32(lo, top)),
