@@ -4,8 +4,9 @@ process with MOTIONEXT_CPU_SIMD=0.
 Rows of several widths (blocks of 8 and left-over columns), both paddings, points far outside the
 image, NaN and Inf, smooth fields whose blocks of 8 points share one cell pattern (the contiguous
 loads and adds), small fields whose points straddle two rows and two columns of cells (the
-patterned blocks' blended loads and three-tap adds), and fields under a voxel everywhere, whose
-squaring blocks away from the border skip the general stencil (near_block)."""
+patterned blocks' blended loads and three-tap adds), fields under a voxel everywhere, whose
+squaring blocks away from the border skip the general stencil (near_block), and noise that
+keeps most blocks' cells inside the image (the general stencil without its edge handling)."""
 
 import os
 import subprocess
@@ -27,6 +28,7 @@ CASES = [
     (2, 2, 12, 32, "small"),
     (3, 1, 9, 27, "small"),
     (2, 2, 10, 42, "near"),
+    (2, 1, 32, 64, "spread"),
 ]
 
 
@@ -56,6 +58,10 @@ def _inputs(shape, kind):
         field = field.expand(b, 2, h, w) + 0.3 * torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1)
         field = field.contiguous()
         field[..., :8, :16] = 0  # points exactly on voxels: corners with weight 0
+    elif kind == "spread":
+        # white noise of 2 voxels: general blocks whose cells all lie inside the image (the general
+        # stencil skips its edge handling), beside blocks at the edge where it does not
+        field = torch.randn(b, 2, h, w, generator=g) * 2
     else:
         field = torch.randn(b, 2, h, w, generator=g) * 6  # many points leave the image
     field[0, 0, 0, 0], field[0, 1, 1, 2], field[-1, 0, -1, -1] = float("nan"), float("inf"), -float("inf")
