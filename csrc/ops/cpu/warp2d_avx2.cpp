@@ -182,12 +182,12 @@ MOTIONEXT_AVX2 inline void plain_weights(__m256 frac_x, __m256 frac_y, Block& b)
   b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
 }
 
-// The taps of 8 points that move d (|d| < 1) along one axis.
-MOTIONEXT_AVX2 inline NearTaps near_taps(__m256 d) {
+// The taps of 8 points that move d (|d| < 1) along one axis; after_mask: all-ones where d >= 0.
+MOTIONEXT_AVX2 inline NearTaps near_taps(__m256 d, __m256 after_mask) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   NearTaps t;
-  t.after = _mm256_cmp_ps(d, zero, _CMP_GE_OQ);
-  const __m256 after = _mm256_and_ps(t.after, one);
+  t.after = after_mask;
+  const __m256 after = _mm256_and_ps(after_mask, one);
   t.w[0] = _mm256_max_ps(_mm256_sub_ps(zero, d), zero);
   t.w[2] = _mm256_max_ps(d, zero);
   t.w[1] = _mm256_sub_ps(one, _mm256_add_ps(t.w[0], t.w[2]));
@@ -222,8 +222,8 @@ MOTIONEXT_AVX2 inline bool near_block(const Points& p, int64_t i, int64_t j, con
   const int rows = _mm256_movemask_ps(next_row), columns = _mm256_movemask_ps(next_column);
   const bool three_rows = rows != 0 && rows != 0xFF, three_columns = columns != 0 && columns != 0xFF;
   if (three_rows && three_columns) {
-    b.near_x = near_taps(dx);
-    b.near_y = near_taps(dy);
+    b.near_x = near_taps(dx, next_row);
+    b.near_y = near_taps(dy, next_column);
     b.near_base = (i - 1) * b.width + j - 1;
     b.finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     b.kind = BlockKind::Near;
@@ -333,15 +333,22 @@ MOTIONEXT_AVX2 inline void reached(const NearTaps& t, __m256& before, __m256& af
   after = _mm256_and_ps(t.after, after);
 }
 
+// The three column taps of a near block's row starting at `row`, as reached().
+MOTIONEXT_AVX2 inline void load_taps(const float* row, const NearTaps& columns, __m256 (&taps)[3]) {
+  taps[0] = _mm256_loadu_ps(row);
+  taps[1] = _mm256_loadu_ps(row + 1);
+  taps[2] = _mm256_loadu_ps(row + 2);
+  reached(columns, taps[0], taps[2]);
+}
+
 // A near block's bilinear value in one channel plane.
 MOTIONEXT_AVX2 inline __m256 near_value(const float* channel, const Block& s) {
   const float* top = channel + s.near_base;
   __m256 rows[3];
   for (int r = 0; r < 3; ++r) {
-    const float* row = top + r * s.width;
-    __m256 before = _mm256_loadu_ps(row), after = _mm256_loadu_ps(row + 2);
-    reached(s.near_y, before, after);
-    rows[r] = three_taps(s.near_y.w, before, _mm256_loadu_ps(row + 1), after);
+    __m256 taps[3];
+    load_taps(top + r * s.width, s.near_y, taps);
+    rows[r] = three_taps(s.near_y.w, taps[0], taps[1], taps[2]);
   }
   reached(s.near_x, rows[0], rows[2]);
   return three_taps(s.near_x.w, rows[0], rows[1], rows[2]);
@@ -654,12 +661,10 @@ MOTIONEXT_AVX2 inline void near_adjoint(const float* u, float scale, const float
     const float* top = u + ch * n + s.near_base;
     __m256 rows[3], slopes[3];  // each tap row's value and its derivative along the columns
     for (int r = 0; r < 3; ++r) {
-      const float* row = top + r * s.width;
-      __m256 before = _mm256_loadu_ps(row), after = _mm256_loadu_ps(row + 2);
-      const __m256 mine = _mm256_loadu_ps(row + 1);
-      reached(s.near_y, before, after);
-      rows[r] = three_taps(s.near_y.w, before, mine, after);
-      slopes[r] = three_taps(s.near_y.dw, before, mine, after);
+      __m256 taps[3];
+      load_taps(top + r * s.width, s.near_y, taps);
+      rows[r] = three_taps(s.near_y.w, taps[0], taps[1], taps[2]);
+      slopes[r] = three_taps(s.near_y.dw, taps[0], taps[1], taps[2]);
     }
     reached(s.near_x, rows[0], rows[2]);
     reached(s.near_x, slopes[0], slopes[2]);
