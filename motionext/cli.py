@@ -27,8 +27,11 @@ def _train(args) -> int:
 def _fit_prior(args) -> int:
     from .data.sources import load_sequences
     from .model.io import atomic_save, checkpoint_dict, load_model, model_path, read_checkpoint
-    from .model.latent_prior import fit_to_sequences
+    from .model.latent_prior import HARMONICS, fit_to_sequences
 
+    harmonics = HARMONICS if args.harmonics is None else args.harmonics
+    if harmonics < 0:
+        raise ValueError(f"--harmonics must be 0 or more; got {harmonics}")
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists; choose another path or pass --overwrite")
@@ -37,12 +40,13 @@ def _fit_prior(args) -> int:
     c = model.config
     sequences = load_sequences(args.data, spacing=c.spacing, size=c.image_size, seed=args.seed,
                                phantom_subjects=args.phantom_subjects, progress=not args.quiet)
-    model.latent_prior = fit_to_sequences(model, sequences, progress=not args.quiet)
+    model.latent_prior = fit_to_sequences(model, sequences, progress=not args.quiet, harmonics=harmonics)
     # everything else the checkpoint held (its step, training settings) is kept
     kept = {k: v for k, v in read_checkpoint(source).items()
             if k not in ("format", "format_version", "motionext_version", "config", "model", "latent_prior")}
     atomic_save(checkpoint_dict(model, **kept), out)
-    print(f"motionext fit-prior: a prior fitted to {len(sequences)} sequences of {args.data}; wrote {out}")
+    print(f"motionext fit-prior: a prior fitted to {len(sequences)} sequences of {args.data}, its mean following "
+          f"the cycle phase with {model.latent_prior.harmonics} harmonic(s); wrote {out}")
     return 0
 
 
@@ -357,14 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_demo)
 
     p = verbs.add_parser("fit-prior", help="fit the sampling prior of a trained model to its training data",
-                         description="Encode every sequence of --data and fit a Gaussian to the codes (a sequence-level "
-                                     "and a frame-level part), which `sample` then draws from. `train` does this "
+                         description="Encode every sequence of --data and fit a Gaussian to the codes (a mean that "
+                                     "follows the cycle phase, a sequence-level and a frame-level part), which "
+                                     "`sample` then draws from. `train` does this "
                                      "at its end; this adds one to a model trained without it. Writes a copy of "
                                      "the checkpoint with the prior.")
     p.add_argument("--model", default="pretrained", help="a checkpoint or a shipped model's name")
     p.add_argument("--data", required=True, help="the model's training data, as given to train --data")
     p.add_argument("--phantom-subjects", type=int, default=24, help="phantom subjects, when --data has the phantom")
     p.add_argument("--seed", type=int, default=0, help="the phantom's seed, as given to train")
+    p.add_argument("--harmonics", type=int, default=None,
+                   help="harmonics of the cycle phase in the prior's mean (default: latent_prior.HARMONICS, 2; "
+                        "0: one mean for every phase, as priors fitted before 2026-12-07)")
     p.add_argument("--out", required=True, help="the checkpoint to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -224,3 +224,25 @@ def test_real_split_holds_patients_out_unless_told_not_to(tmp_path):
     assert everything == {"train": ["patient101", "patient136", "patient090"], "val": []}
     assert (tmp_path / "all" / "train" / "patient136").resolve() == (shared / "acdc_testing_edes" / "patient136").resolve()
     assert not (tmp_path / "all" / "val").exists()
+
+
+def test_real_data_sampling_lines_come_from_each_prior_the_model_has():
+    import torch
+    from motionext.data.cine import Cine
+    from motionext.model import ModelConfig, MotionModel
+    from motionext.model.latent_prior import LatentPrior
+
+    tiny = {"latent_dim": 8, "encoder_channels": [4, 8, 8, 2], "decoder_channels": [8, 8, 8, 4], "image_size": [32, 32]}
+    model = MotionModel(ModelConfig.from_dict(tiny, saved=False)).eval()
+    labels = np.zeros((32, 32), np.uint8)
+    labels[10:22, 10:22] = 3
+    frames = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)
+    slices = [Cine(frames, (1.5, 1.5), labels={0: labels, 1: labels}, name=f"s{i}") for i in range(2)]
+    lines = real_data.sampling_lines(real_data.sampling_rows(model, slices))
+    assert len(lines) == 1 and lines[0].startswith("- Sampling from the standard prior, 10 samples of 20 frames from "
+                                                   "each of 2 held-out ED frames: LV contraction ")
+    model.latent_prior = LatentPrior(torch.zeros(8), torch.eye(8), 0.1 * torch.eye(8), sequences=5,
+                                     phase_terms=torch.ones(4, 8))
+    lines = real_data.sampling_lines(real_data.sampling_rows(model, slices))
+    assert [line.split(",")[0] for line in lines] == ["- Sampling from the standard prior", "- Sampling from the fitted prior"]
+    assert all("% of the samples' LV area curves look like a cycle" in line for line in lines)
