@@ -2,7 +2,7 @@
 written to docs/results.md. Run it with the installed package: PYTHONPATH=. would import the
 source tree, which holds no compiled kernels, and time the reference ops.
 
-    python benchmarks/real_data.py [--models pretrained,pretrained-open]
+    python benchmarks/real_data.py [--models pretrained-split,pretrained-open]
         [--split runs/real-split] [--baselines syn,elastix] [--refine 10]
         [--reference-refine pretrained-open:50] [--out docs/results.md]
 
@@ -181,7 +181,7 @@ def latent_rows(model, acdc: list, sunnybrook: list) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="pretrained,pretrained-open")
+    parser.add_argument("--models", default="pretrained-split,pretrained-open")
     parser.add_argument("--split", default="runs/real-split", help="the folders benchmarks/real_split.py wrote")
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     parser.add_argument("--baselines", default="syn,elastix")

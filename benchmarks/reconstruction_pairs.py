@@ -5,11 +5,12 @@ thousandths there may be one slice's. Here every comparison of item 4 of the rea
 a per-slice difference (the same slice rebuilt two ways), with its mean, a 95 % bootstrap
 interval over the slices, and how many slices went each way. Run it with the installed package.
 
-    python benchmarks/reconstruction_pairs.py [--models pretrained,pretrained-real]
+    python benchmarks/reconstruction_pairs.py [--models pretrained-split,pretrained-real]
         [--patients SCD0000301,SCD0000201] [--shared ../shared/data/real] [--refine STEPS]
 
-SCD0000301 is the patient every shipped model was held out from; SCD0000201 is in their
-training split (benchmarks/real_split.py), which shows what the models do on a heart they saw.
+SCD0000301 is the patient the split's models (all shipped models but `pretrained`, which saw every
+patient) were held out from; SCD0000201 is in their training split (benchmarks/real_split.py),
+which shows what the models do on a heart they saw.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def area_lines(errors: dict) -> list:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="pretrained,pretrained-real")
+    parser.add_argument("--models", default="pretrained-split,pretrained-real")
     parser.add_argument("--patients", default="SCD0000301,SCD0000201")
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",

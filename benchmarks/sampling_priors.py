@@ -2,7 +2,7 @@
 prior: a diagnostic of the issue's sampling check (docs/model.md, "Sampling, against real
 hearts"). Run it with the installed package (see real_data.py).
 
-    python benchmarks/sampling_priors.py [--model pretrained] [--split runs/real-split]
+    python benchmarks/sampling_priors.py [--model pretrained-split] [--split runs/real-split]
 
 The posterior means and variances of every training sequence of the split (`train/`) are read
 once. Then, for 12 held-out ED frames (those of docs/results.md), 10 samples of 20 frames each,
@@ -96,7 +96,7 @@ KINDS = ("standard", "shared", "fitted", "fitted, sequence part x2", "training c
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="pretrained")
+    parser.add_argument("--model", default="pretrained-split")
     parser.add_argument("--split", default="runs/real-split", help="the folders benchmarks/real_split.py wrote")
     args = parser.parse_args(argv)
     torch.manual_seed(0)

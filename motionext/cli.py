@@ -59,7 +59,7 @@ _TRAIN_OPTIONS = ("steps", "lr", "lr_scaling", "batch_size", "num_frames", "seed
 def _common(p, inputs=("input",)):
     for name in inputs:
         p.add_argument(name, help="a NIfTI cine: 4D (x, y, z, t) or 3D (x, y, t)")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained', 'pretrained-pairs' or 'pretrained-real' (ACDC's non-commercial terms), or 'pretrained-open'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained', 'pretrained-split', 'pretrained-pairs' or 'pretrained-real' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and a held-out phantom subject with the pretrained model; write NIfTI, "
                                      ".npy, CSV and figures to OUT and print a summary table.")
     p.add_argument("--out", default="motionext-demo", help="output folder")
-    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained', 'pretrained-pairs' or 'pretrained-real' (ACDC's non-commercial terms), or 'pretrained-open'")
+    p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained', 'pretrained-split', 'pretrained-pairs' or 'pretrained-real' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.set_defaults(run=_demo)
 
     p = verbs.add_parser("fit-prior", help="fit the sampling prior of a trained model to its training data",

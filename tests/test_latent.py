@@ -64,7 +64,7 @@ def test_transport_carries_how_strongly_the_source_contracts(model, sample):
 def test_reconstruction_gains_with_every_frame_given(model, cycle_variation):
     # The mean over 8 held-out phantoms: from every 5th frame on a rebuild sits near the model's
     # tracking floor, and on one phantom every 5th against every 2nd is within that phantom's
-    # noise (the shipped model orders 5 of these 8 by itself; docs/model.md). With
+    # noise (`pretrained-split` orders 5 of these 8 by itself; docs/model.md). With
     # cycle_variation 1 each phantom's cycle has its own timing (end-systole at 25-45 % of the
     # cycle), where every phantom the model was trained on had the same one: the temporal network
     # must follow the given frames, not a cycle it learnt.

@@ -17,21 +17,23 @@ FORMAT = "motionext-checkpoint"
 FORMAT_VERSION = 1
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 # The shipped models by name (motionext/pretrained/README.md is their card).
-# "pretrained": "pretrained-pairs" fine-tuned on the real data alone, whole cines weighted up;
-#     it tracks held-out whole cines and ACDC pairs better, the phantom worse. ACDC's terms
+# "pretrained": "pretrained-split"'s last stage run on every patient in ../shared (the real data
+#     a user gets by default; its recipe is measured on held-out patients as "pretrained-split").
+#     "pretrained-all" was its name on 2026-12-07 until then, and still loads it. ACDC's terms
 #     apply to it: non-commercial research use, citing Bernard et al., IEEE TMI 37(11), 2018.
-#     "pretrained-cines" is its name until 2026-12-06, and still loads it.
+# "pretrained-split": "pretrained-pairs" fine-tuned on the real training split alone, whole cines
+#     weighted up; every held-out real-data figure is of it. Its name was "pretrained-cines" until
+#     2026-12-06 (that name still loads it), then "pretrained" until 2026-12-07. ACDC's terms apply.
 # "pretrained-pairs": real cine-MRI (ACDC and Sunnybrook) and the phantom; "pretrained" until
 #     2026-12-06. ACDC's terms apply.
-# "pretrained-all": "pretrained"'s last stage run on every patient in ../shared, the held-out
-#     ones included; no data is left to measure it on (its card). ACDC's terms apply.
 # "pretrained-open": only redistributable data (the phantom and Sunnybrook, CC0).
 # "pretrained-real": trained from scratch on the real data alone with the defaults of 2026-12-05,
 #     then with labels and whole cines; the best held-out tracking figures. ACDC's terms apply.
-PRETRAINED_MODELS = {"pretrained": PRETRAINED_DIR / "motionext_2d.pt",
+PRETRAINED_MODELS = {"pretrained": PRETRAINED_DIR / "motionext_2d_all.pt",
+                     "pretrained-all": PRETRAINED_DIR / "motionext_2d_all.pt",
+                     "pretrained-split": PRETRAINED_DIR / "motionext_2d.pt",
                      "pretrained-cines": PRETRAINED_DIR / "motionext_2d.pt",
                      "pretrained-pairs": PRETRAINED_DIR / "motionext_2d_pairs.pt",
-                     "pretrained-all": PRETRAINED_DIR / "motionext_2d_all.pt",
                      "pretrained-real": PRETRAINED_DIR / "motionext_2d_real.pt",
                      "pretrained-open": PRETRAINED_DIR / "motionext_2d_open.pt"}
 PRETRAINED = PRETRAINED_MODELS["pretrained"]
@@ -96,15 +98,16 @@ def load_model(path="pretrained", device="cpu") -> MotionModel:
     """A trained model in eval mode, from a checkpoint path or a shipped model's name:
 
     - "pretrained": trained on real cine-MRI (ACDC, Sunnybrook) and the phantom, then fine-tuned
-      on the real data alone with whole cines given more weight ("pretrained-cines" until
-      2026-12-06, a name that still loads it). It was trained on ACDC, whose terms allow
-      non-commercial research use only, citing Bernard et al., "Deep learning techniques for
-      automatic MRI cardiac multi-structures segmentation and diagnosis", IEEE TMI 37(11), 2018.
-    - "pretrained-pairs": "pretrained" until 2026-12-06, the model it was fine-tuned from: it
+      on the real data alone with whole cines given more weight, every patient in ../shared
+      included ("pretrained-all" earlier on 2026-12-07, a name that still loads it); so no real
+      data is left to measure it on. It was trained on ACDC, whose terms allow non-commercial
+      research use only, citing Bernard et al., "Deep learning techniques for automatic MRI
+      cardiac multi-structures segmentation and diagnosis", IEEE TMI 37(11), 2018.
+    - "pretrained-split": the same recipe with held-out patients kept out; every held-out
+      real-data figure is of it ("pretrained" from 2026-12-06 until 2026-12-07,
+      "pretrained-cines" before, a name that still loads it). ACDC's terms apply.
+    - "pretrained-pairs": "pretrained" until 2026-12-06, the model both were fine-tuned from: it
       tracks the phantom better, held-out whole cines and ACDC pairs worse. ACDC's terms apply.
-    - "pretrained-all": "pretrained"'s last stage run on every patient in ../shared, the ones held
-      out to measure "pretrained" included; so no real data is left to measure it on. ACDC's
-      terms apply.
     - "pretrained-open": trained only on redistributable data (the phantom, Sunnybrook, CC0).
     - "pretrained-real": trained from scratch on the real data alone (ACDC, Sunnybrook) with the
       defaults of 2026-12-05, then with the label term and whole cines: the best one-pass
