@@ -61,11 +61,13 @@ class LatentPrior:
     def harmonics(self) -> int:
         return 0 if self.phase_terms is None else self.phase_terms.shape[0] // 2
 
+    def _terms(self) -> torch.Tensor:
+        """phase_terms, with 0 rows where the mean does not follow the phase."""
+        return self.phase_terms if self.phase_terms is not None else torch.zeros(0, self.mean.numel())
+
     def mean_at(self, phases) -> torch.Tensor:
         """The mean code at each cycle phase (T,) -> (T, d)."""
-        basis = torch.from_numpy(phase_basis(phases, self.harmonics)).float()
-        terms = self.phase_terms if self.phase_terms is not None else torch.zeros(0, self.mean.numel())
-        return self.mean + basis @ terms
+        return self.mean + torch.from_numpy(phase_basis(phases, self.harmonics)).float() @ self._terms()
 
     def draw(self, num_samples: int, num_frames: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Codes z~ (num_samples, num_frames, d), float32 on the CPU, for frames at phases t / num_frames
@@ -76,9 +78,8 @@ class LatentPrior:
         return self.mean_at(np.arange(num_frames) / num_frames) + a + e
 
     def to_dict(self) -> dict:
-        terms = self.phase_terms if self.phase_terms is not None else torch.zeros(0, self.mean.numel())
         return {"mean": self.mean, "sequence_factor": self.sequence_factor, "frame_factor": self.frame_factor,
-                "sequences": self.sequences, "phase_terms": terms}
+                "sequences": self.sequences, "phase_terms": self._terms()}
 
     @classmethod
     def from_dict(cls, data, latent_dim: int, where: str = "latent_prior") -> "LatentPrior":
