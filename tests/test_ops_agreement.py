@@ -67,6 +67,39 @@ def test_scaling_squaring_matches_reference(device, shape, padding, steps):
         torch.testing.assert_close(ops.scaling_squaring(velocity, steps=steps, padding=padding), ref)
 
 
+@pytest.mark.parametrize("spatial", [(40, 33), (9, 10, 11)], ids=["2d", "3d"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("steps", [1, 2, 7])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_scaling_squaring_batch_items_are_independent(spatial, dtype, steps, threads):
+    # With at least as many items as threads, the CPU runs every step of one item before the next
+    # (chains); with fewer, each step covers the whole batch. Either way an item's motion and
+    # gradient are what it gets alone: an item read at another's offset, a step's buffer mixed up
+    # or the adjoint's result taken from the wrong buffer would show here.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(len(spatial) * 10 + steps)
+        velocity = torch.randn(5, len(spatial), *spatial, generator=g, dtype=dtype) * 3
+        upstream = torch.randn(velocity.shape, generator=g, dtype=dtype)
+        tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-11, "atol": 1e-11}
+        for padding in ("border", "zeros"):
+            v = velocity.clone().requires_grad_(True)
+            out = ops.scaling_squaring(v, steps=steps, padding=padding)
+            out.backward(upstream)
+            with torch.no_grad():  # the path that keeps no trajectory
+                torch.testing.assert_close(ops.scaling_squaring(velocity, steps=steps, padding=padding), out.detach(),
+                                           rtol=0, atol=0)
+            for i in range(velocity.shape[0]):
+                item = velocity[i:i + 1].clone().requires_grad_(True)
+                alone = ops.scaling_squaring(item, steps=steps, padding=padding)
+                alone.backward(upstream[i:i + 1])
+                torch.testing.assert_close(out.detach()[i:i + 1], alone.detach(), **tol)
+                torch.testing.assert_close(v.grad[i:i + 1], item.grad, **tol)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _assert_lncc_matches_reference(a, b, **kwargs):
     """Values and both gradients of ops.lncc equal the reference's."""
     out, (ga, gb) = _grads(lambda x, y: ops.lncc(x, y, **kwargs), a, b)

@@ -1,9 +1,13 @@
 // Host side of scaling-and-squaring shared by the CPU and CUDA implementations: buffers, the
 // order of the steps, the kept trajectory and the reverse walk of the backward pass. A Backend
-// supplies one squaring step, its adjoint, and a device guard:
+// supplies one squaring step, its adjoint, a device guard, zeroing, and how the batch is cut
+// into chains:
 //   Backend::Guard(device)
 //   Backend::step<NDIM, T>(field, scale, u_next, batch, grid, padding)
 //   Backend::step_backward<NDIM, T>(field, scale, g_next, grad (zeroed), batch, grid, padding)
+//   Backend::zero<T>(data, count)
+//   Backend::for_chains(batch, chain): chain(first, count) for groups of batch items that make
+//     every step on their own (the whole batch at once, or one item at a time per thread)
 // where the step reads u = scale * field.
 #pragma once
 
@@ -36,19 +40,26 @@ std::tuple<at::Tensor, at::Tensor> scaling_squaring_forward(const at::Tensor& ve
     using T = at::opmath_type<scalar_t>;
     MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
       const auto grid = make_grid<NDIM>(velocity);
-      const int64_t batch = velocity.size(0);
+      const int64_t batch = velocity.size(0), item = NDIM * grid.numel, slot = batch * item;
+      // Pointers taken once, before the chains run on several threads.
+      const scalar_t* const velocity_data = velocity.const_data_ptr<scalar_t>();
+      T* const out_data = out.mutable_data_ptr<T>();
+      T* const trajectory_data = keep_trajectory ? trajectory.mutable_data_ptr<T>() : nullptr;
+      T* const spare_data = spare.defined() ? spare.mutable_data_ptr<T>() : nullptr;
       // Step k writes trajectory slot k, or alternates between `out` and `spare` so that the
-      // last step lands in `out`.
-      auto target = [&](int64_t k) -> T* {
-        if (k + 1 == steps) return out.mutable_data_ptr<T>();
-        if (keep_trajectory) return trajectory[k].mutable_data_ptr<T>();
-        return ((steps - 1 - k) % 2 == 0 ? out : spare).mutable_data_ptr<T>();
+      // last step lands in `out`; `first` is the chain's first batch item.
+      auto target = [&](int64_t k, int64_t first) -> T* {
+        if (k + 1 == steps) return out_data + first * item;
+        if (keep_trajectory) return trajectory_data + k * slot + first * item;
+        return ((steps - 1 - k) % 2 == 0 ? out_data : spare_data) + first * item;
       };
-      Backend::template step<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps), target(0),
-                                      batch, grid, padding);
-      for (int64_t k = 1; k < steps; ++k) {
-        Backend::template step<NDIM, T>(target(k - 1), T(1), target(k), batch, grid, padding);
-      }
+      Backend::for_chains(batch, [&](int64_t first, int64_t count) {
+        Backend::template step<NDIM, T>(velocity_data + first * item, T(1) / T(int64_t{1} << steps),
+                                        target(0, first), count, grid, padding);
+        for (int64_t k = 1; k < steps; ++k) {
+          Backend::template step<NDIM, T>(target(k - 1, first), T(1), target(k, first), count, grid, padding);
+        }
+      });
     });
   });
   return {out.to(velocity.scalar_type()), trajectory};
@@ -67,25 +78,35 @@ at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Te
   at::Tensor g_next =
       grad_output.to(trajectory.scalar_type()).mul(1.0 / static_cast<double>(int64_t{1} << steps)).contiguous();
   at::Tensor grad = at::empty(grad_output.sizes(), g_next.options());
+  // Each step swaps the roles of the two buffers; the last step's adjoint lands in `grad` when
+  // the number of swaps before it is even.
+  at::Tensor result = (steps - 1) % 2 == 0 ? grad : g_next;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, velocity.scalar_type(), "motionext_scaling_squaring_backward", [&] {
     using T = at::opmath_type<scalar_t>;
     MOTIONEXT_DISPATCH_NDIM(velocity.dim() - 2, [&] {
       const auto grid = make_grid<NDIM>(velocity);
-      const int64_t batch = velocity.size(0);
-      for (int64_t k = steps - 1; k >= 1; --k) {
-        grad.zero_();
-        Backend::template step_backward<NDIM, T>(trajectory[k - 1].const_data_ptr<T>(), T(1),
-                                                 g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
-                                                 padding);
-        std::swap(grad, g_next);
-      }
-      grad.zero_();
-      Backend::template step_backward<NDIM, T>(velocity.const_data_ptr<scalar_t>(), T(1) / T(int64_t{1} << steps),
-                                               g_next.const_data_ptr<T>(), grad.mutable_data_ptr<T>(), batch, grid,
-                                               padding);
+      const int64_t batch = velocity.size(0), item = NDIM * grid.numel, slot = batch * item;
+      // Pointers taken once, before the chains run on several threads.
+      const scalar_t* const velocity_data = velocity.const_data_ptr<scalar_t>();
+      const T* const trajectory_data = trajectory.const_data_ptr<T>();
+      T* const g_next_data = g_next.mutable_data_ptr<T>();
+      T* const grad_data = grad.mutable_data_ptr<T>();
+      Backend::for_chains(batch, [&](int64_t first, int64_t count) {
+        T* next = g_next_data + first * item;
+        T* current = grad_data + first * item;
+        for (int64_t k = steps - 1; k >= 1; --k) {
+          Backend::template zero<T>(current, count * item);
+          Backend::template step_backward<NDIM, T>(trajectory_data + (k - 1) * slot + first * item, T(1), next,
+                                                   current, count, grid, padding);
+          std::swap(current, next);
+        }
+        Backend::template zero<T>(current, count * item);
+        Backend::template step_backward<NDIM, T>(velocity_data + first * item, T(1) / T(int64_t{1} << steps), next,
+                                                 current, count, grid, padding);
+      });
     });
   });
-  return grad.to(velocity.scalar_type());
+  return result.to(velocity.scalar_type());
 }
 
 }  // namespace motionext

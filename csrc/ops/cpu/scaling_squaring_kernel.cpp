@@ -1,9 +1,12 @@
 // motionext::scaling_squaring on the CPU: the squaring step and its adjoint; the host logic is
 // in ../scaling_squaring_driver.h.
+#include <algorithm>
+#include <type_traits>
+
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "../scaling_squaring_driver.h"
-#include <type_traits>
 
 #include "motionext/scaling_squaring.h"
 #include "parallel.h"
@@ -17,6 +20,21 @@ struct CpuSquaring {
   struct Guard {
     explicit Guard(const c10::Device&) {}
   };
+
+  template <typename T>
+  static void zero(T* data, int64_t count) { std::fill_n(data, count, T(0)); }
+
+  // With at least as many batch items as threads, each thread takes whole items and runs every
+  // step of one item before the next: a 2D item's fields then stay in its core's cache from step
+  // to step, where a whole batch per step streams every field through the shared cache each time.
+  // Otherwise the batch runs at once and each step splits its voxels across threads.
+  template <typename Chain>
+  static void for_chains(int64_t batch, const Chain& chain) {
+    if (batch < 2 || !cpu::items_per_thread(batch)) return chain(0, batch);
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) chain(b, 1);
+    });
+  }
 
   // u_next = u + u∘(id + u) with u = scale * field.
   template <int NDIM, typename T, typename field_t>

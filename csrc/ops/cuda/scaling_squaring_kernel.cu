@@ -32,6 +32,15 @@ __global__ void step_backward_kernel(const field_t* field, T scale, const T* g_n
 struct CudaSquaring {
   using Guard = c10::cuda::CUDAGuard;
 
+  template <typename T>
+  static void zero(T* data, int64_t count) {
+    C10_CUDA_CHECK(cudaMemsetAsync(data, 0, count * sizeof(T), cuda::stream()));
+  }
+
+  // One launch per step covers the whole batch.
+  template <typename Chain>
+  static void for_chains(int64_t batch, const Chain& chain) { chain(0, batch); }
+
   template <int NDIM, typename T, typename field_t>
   static void step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
     step_kernel<NDIM, T><<<cuda::blocks_for(batch * grid.numel), cuda::kThreads, 0, cuda::stream()>>>(
