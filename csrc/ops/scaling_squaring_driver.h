@@ -6,8 +6,10 @@
 //   Backend::step<NDIM, T>(field, scale, u_next, batch, grid, padding)
 //   Backend::step_backward<NDIM, T>(field, scale, g_next, grad (zeroed), batch, grid, padding)
 //   Backend::zero<T>(data, count)
-//   Backend::for_chains(batch, chain): chain(first, count) for groups of batch items that make
-//     every step on their own (the whole batch at once, or one item at a time per thread)
+//   Backend::for_chains(batch, split_remainder, chain): chain(first, count) for groups of batch
+//     items that make every step on their own (the whole batch at once, or one item at a time
+//     per thread); split_remainder: a group may hold items whose steps split their voxels
+//     across threads (the forward step can, the adjoint cannot)
 // where the step reads u = scale * field.
 #pragma once
 
@@ -53,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor> scaling_squaring_forward(const at::Tensor& ve
         if (keep_trajectory) return trajectory_data + k * slot + first * item;
         return ((steps - 1 - k) % 2 == 0 ? out_data : spare_data) + first * item;
       };
-      Backend::for_chains(batch, [&](int64_t first, int64_t count) {
+      Backend::for_chains(batch, /*split_remainder=*/true, [&](int64_t first, int64_t count) {
         Backend::template step<NDIM, T>(velocity_data + first * item, T(1) / T(int64_t{1} << steps),
                                         target(0, first), count, grid, padding);
         for (int64_t k = 1; k < steps; ++k) {
@@ -91,7 +93,7 @@ at::Tensor scaling_squaring_backward(const at::Tensor& grad_output, const at::Te
       const T* const trajectory_data = trajectory.const_data_ptr<T>();
       T* const g_next_data = g_next.mutable_data_ptr<T>();
       T* const grad_data = grad.mutable_data_ptr<T>();
-      Backend::for_chains(batch, [&](int64_t first, int64_t count) {
+      Backend::for_chains(batch, /*split_remainder=*/false, [&](int64_t first, int64_t count) {
         T* next = g_next_data + first * item;
         T* current = grad_data + first * item;
         for (int64_t k = steps - 1; k >= 1; --k) {

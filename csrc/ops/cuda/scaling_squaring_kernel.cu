@@ -39,7 +39,7 @@ struct CudaSquaring {
 
   // One launch per step covers the whole batch.
   template <typename Chain>
-  static void for_chains(int64_t batch, const Chain& chain) { chain(0, batch); }
+  static void for_chains(int64_t batch, bool /*split_remainder*/, const Chain& chain) { chain(0, batch); }
 
   template <int NDIM, typename T, typename field_t>
   static void step(const field_t* field, T scale, T* u_next, int64_t batch, const Grid<NDIM>& grid, Padding padding) {
