@@ -73,9 +73,10 @@ def test_scaling_squaring_matches_reference(device, shape, padding, steps):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_scaling_squaring_batch_items_are_independent(spatial, dtype, steps, threads):
     # With at least as many items as threads, the CPU runs every step of one item before the next
-    # (chains); with fewer, each step covers the whole batch. Either way an item's motion and
-    # gradient are what it gets alone: an item read at another's offset, a step's buffer mixed up
-    # or the adjoint's result taken from the wrong buffer would show here.
+    # (chains); the forward runs the items beyond a multiple of the threads last, as one batch
+    # whose steps split their voxels (5 items: a remainder of 1 at 2 threads, 2 at 3). Either way
+    # an item's motion and gradient are what it gets alone: an item read at another's offset, a
+    # step's buffer mixed up or the adjoint's result taken from the wrong buffer would show here.
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
