@@ -26,12 +26,13 @@ import torch
 
 import motionext
 from motionext import load_model, motion
-from motionext.data import Cine, make_phantom, read_cine
+from motionext.data import Cine, make_phantom, read_acdc_patient, read_cine
 from motionext.evaluation import HELD_OUT_SEED, held_out_phantoms
 from motionext.metrics import heart_endpoint_error
 from motionext.motion.baselines import reconstruct_by_interpolation
 from motionext.motion import registration
 from motionext.motion.evaluate import evaluate_sequence, summarize
+from motionext.motion.latent_checks import LV_BLOOD_POOL
 from motionext.motion.refine import settings_from_json
 
 SUNNYBROOK_UNSEEN = {"SCD0000201": (19, 6), "SCD0000301": (19, 6)}  # (ED, ES) frames; 0101 is the bundled sample
@@ -50,6 +51,23 @@ def sunnybrook_cines(root: Path):
             if (s.labels[0] > 0).any() and (s.labels[s.es] > 0).any():
                 # Sunnybrook: 1 = LV blood pool, 2 = myocardium (ED only) -> motionext's ACDC labels
                 s.labels = {t: np.where(v == 1, 3, np.where(v == 2, 2, 0)).astype(np.uint8) for t, v in s.labels.items()}
+                s.name = f"{pid}[{k}]"
+                yield s
+
+
+ACDC_CINES = ("patient090", "patient012")  # the whole ACDC cines in ../shared (acdc_cine/)
+
+
+def acdc_cines(root: Path):
+    """The slices of the whole ACDC cines whose LV blood pool is labelled at ED and at ES."""
+    for pid in ACDC_CINES:
+        folder = root / "acdc_cine" / pid
+        if not folder.is_dir():
+            continue
+        cine = read_acdc_patient(folder)
+        for k in range(cine.shape[2]):
+            s = cine.slice(k)
+            if (s.labels[0] == LV_BLOOD_POOL).any() and (s.labels[s.es] == LV_BLOOD_POOL).any():
                 s.name = f"{pid}[{k}]"
                 yield s
 

@@ -211,6 +211,36 @@ def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_
     assert "--refine must be 0 or more" in capsys.readouterr().err
 
 
+def test_acdc_cines_yield_the_slices_labelled_at_ed_and_es_with_ed_first(tmp_path, capsys):
+    import nibabel as nib
+
+    import experiments
+    import reconstruction_pairs as rp
+
+    folder = tmp_path / "acdc_cine" / "patient090"
+    folder.mkdir(parents=True)
+    (folder / "Info.cfg").write_text("ED: 3\nES: 6\nGroup: NOR\nNbFrame: 8\n")
+    frames = np.random.default_rng(0).random((24, 24, 3, 8)).astype(np.float32)
+    frames[..., 2] = 7.0  # ED (frame 3) marked: it must come back as frame 0
+    nib.save(nib.Nifti1Image(frames, np.diag([1.5, 1.5, 8.0, 1.0])), folder / "patient090_4d.nii.gz")
+    ed, es = np.zeros((24, 24, 3), np.uint8), np.zeros((24, 24, 3), np.uint8)
+    ed[6:18, 6:18, :2] = 3   # LV in slices 0 and 1
+    es[8:16, 8:16, 1:] = 3   # LV in slices 1 and 2: only slice 1 has it at both
+    ed[6:18, 2:5, 2] = 1     # slice 2's RV at ED does not make it an LV slice
+    for frame, labels in ((3, ed), (6, es)):
+        nib.save(nib.Nifti1Image(labels, np.diag([1.5, 1.5, 8.0, 1.0])), folder / f"patient090_frame{frame:02d}_gt.nii.gz")
+    slices = list(experiments.acdc_cines(tmp_path))
+    assert [s.name for s in slices] == ["patient090[1]"]
+    s = slices[0]
+    assert s.num_frames == 8 and s.es == 3 and sorted(s.labels) == [0, 3]
+    assert np.all(s.frames[0] == 7.0)
+    # the benchmark says which patient has no labelled slices here, before loading a model
+    with pytest.raises(SystemExit):
+        rp.main(["--patients", "patient090,patient012", "--shared", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "no labelled slices of ['patient012']" in err
+
+
 def test_real_split_holds_patients_out_unless_told_not_to(tmp_path):
     import real_split
 
