@@ -1,4 +1,4 @@
-"""Reconstruction of real Sunnybrook cines, slice by slice: how sure each comparison is.
+"""Reconstruction of real whole cines, slice by slice: how sure each comparison is.
 
 docs/results.md gives the means over the held-out patient's 10 slices; differences of a few
 thousandths there may be one slice's. Here every comparison of item 4 of the real-data issue is
@@ -6,7 +6,8 @@ a per-slice difference (the same slice rebuilt two ways), with its mean, a 95 % 
 interval over the slices, and how many slices went each way. Run it with the installed package.
 
     python benchmarks/reconstruction_pairs.py [--models pretrained-split,pretrained-real]
-        [--patients SCD0000301,SCD0000201,patient090,patient012] [--shared ../shared/data/real] [--refine STEPS]
+        [--patients SCD0000301,SCD0000201,patient090,patient012] [--shared ../shared/data/real]
+        [--refine STEPS]
 
 SCD0000301 is the patient the split's models (all shipped models but `pretrained`, which saw every
 patient) were held out from; SCD0000201 is in their training split (benchmarks/real_split.py),
