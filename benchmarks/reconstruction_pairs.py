@@ -7,7 +7,7 @@ interval over the slices, and how many slices went each way. Run it with the ins
 
     python benchmarks/reconstruction_pairs.py [--models pretrained-split,pretrained-real]
         [--patients SCD0000301,SCD0000201,patient090,patient012] [--shared ../shared/data/real]
-        [--refine STEPS]
+        [--refine STEPS] [--subsets ed-only,every-5th,every-2nd,frames-0-10]
 
 SCD0000301 is the patient the split's models (all shipped models but `pretrained`, which saw every
 patient) were held out from; SCD0000201 is in their training split (benchmarks/real_split.py),
@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments import ACDC_CINES, SUNNYBROOK_UNSEEN, acdc_cines, sunnybrook_cines  # noqa: E402
 
 SUBSETS = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}, "frames 0 and 10": {"frames": [0, 10]}}
+# their names on the command line (--subsets): a fitted rebuild of 10 slices takes about a minute
+# per slice and subset, so a run may ask for the two that compare with interpolation alone
+SUBSET_NAMES = {"ed-only": "ED only", "every-5th": "every 5th", "every-2nd": "every 2nd", "frames-0-10": "frames 0 and 10"}
 
 # (what is compared, (subset, measure) of the first, (subset, measure) of the second); each is ordered so
 # that first - second > 0 is the model's gain. "dice X" is the ES LV blood-pool Dice of the ED labels
@@ -66,17 +69,21 @@ def paired_interval(differences, *, resamples: int = 20000, seed: int = 0) -> di
             "above": int((d > 0).sum()), "below": int((d < 0).sum()), "slices": int(d.size)}
 
 
-def per_slice_errors(model, cines: list, refine: int = 0) -> dict:
-    """{subset: [reconstruction_errors of each slice]}; `refine` > 0 fits every rebuild first."""
-    return {name: [latent_checks.reconstruction_errors(model, c, motion.frame_subset(c.num_frames, **kw), refine=refine)
-                   for c in cines] for name, kw in SUBSETS.items()}
+def per_slice_errors(model, cines: list, refine: int = 0, subsets=tuple(SUBSETS)) -> dict:
+    """{subset: [reconstruction_errors of each slice]} for each of `subsets` (names of SUBSETS);
+    `refine` > 0 fits every rebuild first."""
+    return {name: [latent_checks.reconstruction_errors(model, c, motion.frame_subset(c.num_frames, **SUBSETS[name]),
+                                                       refine=refine)
+                   for c in cines] for name in subsets}
 
 
 def comparison_rows(errors: dict) -> list:
     """One row per comparison: positive means the model gains (more frames, or motionext against
-    interpolation)."""
+    interpolation). Comparisons of a subset that `errors` lacks are left out."""
     rows = []
     for label, (subset_a, key_a), (subset_b, key_b) in COMPARISONS:
+        if subset_a not in errors or subset_b not in errors:
+            continue
         pairs = [(a[key_a], b[key_b]) for a, b in zip(errors[subset_a], errors[subset_b]) if key_a in a and key_b in b]
         if len(pairs) < 2:
             continue
@@ -121,9 +128,16 @@ def main(argv=None):
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="fit each rebuild (and the tracking) to its given frames first (default 0: one pass)")
+    parser.add_argument("--subsets", default=",".join(SUBSET_NAMES),
+                        help=f"which subsets of frames to rebuild from (default all: {','.join(SUBSET_NAMES)})")
     args = parser.parse_args(argv)
     if args.refine < 0:
         parser.error(f"--refine must be 0 or more; got {args.refine}")
+    asked = [s for s in args.subsets.split(",") if s]
+    wrong = [s for s in asked if s not in SUBSET_NAMES]
+    if wrong or not asked:
+        parser.error(f"--subsets: {wrong or 'none given'}; choose from {', '.join(SUBSET_NAMES)}")
+    subsets = [SUBSET_NAMES[s] for s in SUBSET_NAMES if s in asked]  # in SUBSETS' order, each once
     patients = [p for p in args.patients.split(",") if p]
     known = (*SUNNYBROOK_UNSEEN, *ACDC_CINES)
     unknown = [p for p in patients if p not in known]
@@ -144,7 +158,7 @@ def main(argv=None):
             print(f"\n### {name}{how}, {patient} ({len(chosen)} slices, ES not given in any subset)\n")
             print("| comparison (positive: the model gains) | mean | 95 % interval | slices + / - | sure? |")
             print("|---|---|---|---|---|")
-            errors = per_slice_errors(model, chosen, args.refine)
+            errors = per_slice_errors(model, chosen, args.refine, subsets)
             print("\n".join(comparison_rows(errors)))
             print("\nMeans over slices:\n")
             print("\n".join(mean_lines(errors)))

@@ -169,6 +169,12 @@ def test_comparison_rows_say_which_way_each_comparison_goes():
         for key in [k for k in e if k.startswith("dice")]:
             del e[key]
     assert not any("frames 0, 10" in r and r.startswith("| Dice") for r in rp.comparison_rows(errors))
+    # only the subsets a run asked for: the comparisons between them, none that need another
+    two = {subset: errors[subset] for subset in ("every 5th", "frames 0 and 10")}
+    kept = [row.split(" | ")[0].lstrip("| ") for row in rp.comparison_rows(two)]
+    assert kept == ["Dice, every 5th: motionext - linear", "Dice, every 5th: motionext - cubic",
+                    "RMSE, every 5th: linear - motionext", "RMSE, every 5th: cubic - motionext",
+                    "RMSE, frames 0, 10: linear - motionext", "RMSE, frames 0, 10: cubic - motionext"]
 
 
 def test_area_lines_set_each_method_beside_the_labels():
@@ -200,7 +206,7 @@ def test_mean_lines_give_each_methods_mean_rmse_and_dice_where_labelled():
         "- every 2nd: RMSE motionext 0.0500, linear 0.0520, cubic 0.0510, tracked 0.0400"]  # ES given: no Dice
 
 
-def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_before_loading_anything(capsys):
+def test_reconstruction_pairs_refuses_an_unknown_patient_subset_or_negative_refinement_before_loading_anything(capsys):
     import reconstruction_pairs as rp
 
     with pytest.raises(SystemExit):
@@ -209,6 +215,13 @@ def test_reconstruction_pairs_refuses_an_unknown_patient_or_negative_refinement_
     with pytest.raises(SystemExit):
         rp.main(["--refine", "-1"])
     assert "--refine must be 0 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        rp.main(["--subsets", "every-5th,every-3rd"])
+    err = capsys.readouterr().err
+    assert "every-3rd" in err and "frames-0-10" in err  # the wrong name, and the names to choose from
+    with pytest.raises(SystemExit):
+        rp.main(["--subsets", ","])
+    assert "none given" in capsys.readouterr().err
 
 
 def test_acdc_cines_yield_the_slices_labelled_at_ed_and_es_with_ed_first(tmp_path, capsys):
