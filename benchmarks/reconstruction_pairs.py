@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments import ACDC_CINES, SUNNYBROOK_UNSEEN, acdc_cines, sunnybrook_cines  # noqa: E402
 
 SUBSETS = {"ED only": {}, "every 5th": {"every": 5}, "every 2nd": {"every": 2}, "frames 0 and 10": {"frames": [0, 10]}}
-# their names on the command line (--subsets): a fitted rebuild of 10 slices takes about a minute
-# per slice and subset, so a run may ask for the two that compare with interpolation alone
+# their names on the command line (--subsets): a fitted rebuild takes 20-70 s per slice and subset
+# on 2 cores, so a run may ask for the two that compare with interpolation alone
 SUBSET_NAMES = {"ed-only": "ED only", "every-5th": "every 5th", "every-2nd": "every 2nd", "frames-0-10": "frames 0 and 10"}
 
 # (what is compared, (subset, measure) of the first, (subset, measure) of the second); each is ordered so
