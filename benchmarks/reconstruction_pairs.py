@@ -147,13 +147,13 @@ def main(argv=None):
     shared = Path(args.shared)
     cines = list(sunnybrook_cines(shared)) if set(patients) & set(SUNNYBROOK_UNSEEN) else []
     cines += list(acdc_cines(shared)) if set(patients) & set(ACDC_CINES) else []
-    missing = [p for p in patients if not any(c.name.split("[")[0] == p for c in cines)]
+    slices = {p: [c for c in cines if c.name.split("[")[0] == p] for p in patients}  # named "pid[k]"
+    missing = [p for p, chosen in slices.items() if not chosen]
     if missing:
         parser.error(f"--patients: no labelled slices of {missing} under {args.shared}")
     for name in (m for m in args.models.split(",") if m):
         model = load_model(name)
-        for patient in patients:
-            chosen = [c for c in cines if c.name.split("[")[0] == patient]
+        for patient, chosen in slices.items():
             how = f", refined {args.refine} steps" if args.refine else ""
             print(f"\n### {name}{how}, {patient} ({len(chosen)} slices, ES not given in any subset)\n")
             print("| comparison (positive: the model gains) | mean | 95 % interval | slices + / - | sure? |")
