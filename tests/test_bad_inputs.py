@@ -50,6 +50,10 @@ def files(tmp_path_factory):
     f["one_frame"] = _nifti(d / "one.nii.gz", cine[:, :, :1])
     f["zero_spacing"] = _nifti(d / "zero.nii.gz", cine, zooms=(0.0, 1.5, 1.0))
     f["complex"] = _nifti(d / "complex.nii.gz", cine.astype(np.complex64), dtype=np.complex64)
+    flat_axis = nib.Nifti1Image(cine, np.diag([1.5, 1.5, 8.0, 1.0]))
+    flat_axis.header["srow_y"] = 0  # an sform whose second axis points nowhere
+    nib.save(nib.Nifti1Image(cine, None, flat_axis.header), str(d / "singular.nii.gz"))
+    f["singular"] = str(d / "singular.nii.gz")
     f["labels_shape"] = _nifti(d / "labels_small.nii.gz", np.zeros((16, 16)), dtype=np.uint8)
     f["labels_nan"] = _nifti(d / "labels_nan.nii.gz", np.full((32, 32), np.nan))
     (d / "mixed").mkdir()
@@ -82,6 +86,8 @@ CASES = [
     ("track {one_frame} --out OUT", "at least 2 frames"),
     ("track {zero_spacing} --out OUT", "voxel spacing"),
     ("track {complex} --out OUT", "not real numbers"),
+    ("track {singular} --out OUT", "voxel-to-world matrix (sform/qform) is not invertible"),
+    ("transport {good} {singular} --out OUT", "voxel-to-world matrix (sform/qform) is not invertible"),
     ("track {folder} --out OUT", "is a folder"),
     ("track {folder}/missing.nii.gz --out OUT", "no such"),
     ("track {good} --out {a_file}", "is a file"),
@@ -113,6 +119,8 @@ CASES = [
     ("reconstruct {good} --frames 99 --out OUT", "outside"),
     ("reconstruct {good} --frames a,b --out OUT", "--frames: expected comma-separated frame indices"),
     ("reconstruct {good} --times 1.5 --out OUT", "times must be in [0, 1)"),
+    ("reconstruct {good} --times nan --out OUT", "times must be in [0, 1)"),
+    ("track {good} --refine-settings '{{\"residual_sigma_mm\": 1e308}}' --refine 2 --out OUT", "at most 1000 mm"),
     ("reconstruct {good} --times x --out OUT", "--times: expected comma-separated numbers"),
     ("reconstruct {good} --every 2 --first 2 --out OUT", "choose one of"),
     ("reconstruct {good} --every 2 --refine -1 --out OUT", "steps must be"),

@@ -66,6 +66,19 @@ def _spacing(path, image, count: int) -> tuple:
     return zooms
 
 
+def _affine(path, image) -> np.ndarray:
+    """The header's voxel-to-world matrix, refused unless finite and invertible: outputs are
+    written on the input's grid through its inverse."""
+    affine = np.asarray(image.affine, dtype=float)
+    axes = np.linalg.norm(affine[:3, :3], axis=0)
+    # |det| against the product of the axes' lengths: near 0 for a zero or a repeated axis, at any scale
+    if not np.isfinite(affine).all() or not axes.all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6 * axes.prod():
+        raise ValueError(f"{path}: the header's voxel-to-world matrix (sform/qform) is not invertible: "
+                         f"{affine[:3].round(3).tolist()}; "
+                         "fix the header")
+    return affine
+
+
 def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None = None) -> Cine:
     """Read a cine from one NIfTI file and rotate it so frame `ed` comes first.
 
@@ -74,7 +87,7 @@ def read_cine(path, *, ed: int = 0, es: int | None = None, labels: dict | None =
     ``labels`` maps source frame indices to label NIfTI paths on the same grid.
     """
     data, image = _read(path)
-    affine = image.affine
+    affine = _affine(path, image)
     if data.ndim == 4:
         frames, spacing = np.moveaxis(data, 3, 0), _spacing(path, image, 3)
     elif data.ndim == 3:
@@ -98,9 +111,12 @@ def _read_labels(paths: dict, shape) -> dict:
         label = _read(path, dtype=np.float64)[0]
         if label.shape != tuple(shape):
             raise ValueError(f"{path}: labels of shape {label.shape} do not match the cine frames {tuple(shape)}")
-        if not np.isfinite(label).all() or label.min() < 0 or label.max() > 255:
-            raise ValueError(f"{path}: a label map holds integers 0-255; got values from {np.nanmin(label)} to "
-                             f"{np.nanmax(label)}{' and NaN/Inf' if not np.isfinite(label).all() else ''}")
+        finite = np.isfinite(label)
+        if not finite.all() or label.min() < 0 or label.max() > 255:
+            values = label[finite]
+            span = f"values from {values.min()} to {values.max()}" if values.size else "no finite values"
+            raise ValueError(f"{path}: a label map holds integers 0-255; got {span}"
+                             f"{'' if finite.all() else ' and NaN/Inf'}")
         maps[int(t)] = np.rint(label).astype(np.uint8)
     return maps
 
@@ -122,7 +138,7 @@ def read_frames(folder, *, ed: int = 0) -> Cine:
     if not all(np.isfinite(a).all() for a in arrays):
         raise ValueError(f"{folder}: a frame contains NaN or Inf values")
     spacing = _spacing(paths[0], images[0], arrays[0].ndim)
-    cine = Cine(np.stack(arrays), spacing, images[0].affine, name=folder.name)
+    cine = Cine(np.stack(arrays), spacing, _affine(paths[0], images[0]), name=folder.name)
     return cine.with_ed_first(ed) if ed else cine
 
 
@@ -192,7 +208,7 @@ def _read_ed_es_frames(folder: Path, info_path: Path, ed: int, es: int, count: i
         raise ValueError(f"{folder}: the ED or ES frame contains NaN or Inf values")
     maps = _read_labels(label_maps, arrays[0].shape)
     path, _, image = volumes[0]
-    return Cine(np.stack(arrays), _spacing(path, image, 3), image.affine, maps, es=1,
+    return Cine(np.stack(arrays), _spacing(path, image, 3), _affine(path, image), maps, es=1,
                 name=folder.name, times=(0.0, ((es - ed) % count) / count))
 
 

@@ -218,7 +218,7 @@ def reconstruct(model, frames, given, *, times=None, spacing=None, fill: str = "
     posterior = _posterior(model, seq.frames[given])[0]  # ED first: the given frames alone
     frame_times = even_phases(t)
     query = frame_times if times is None else np.asarray(torch.as_tensor(times, dtype=torch.float32).cpu()).ravel()
-    if query.size == 0 or (query < 0).any() or (query >= 1).any():
+    if query.size == 0 or not ((query >= 0) & (query < 1)).all():  # NaN fails both comparisons
         raise ValueError(f"reconstruct: times must be in [0, 1); got {query.tolist()}")
     # One sequence over the distinct instants (given frames and queries) in time order. The
     # bookkeeping is on the host; only the codes live on the model's device.

@@ -42,11 +42,14 @@ from ..ops._autocast import autocast_off
 from ..ops._checks import check_odd_window
 
 
+MAX_RESIDUAL_SIGMA_MM = 1000.0
+
+
 @dataclass(frozen=True)
 class RefineSettings:
     code_rate: float = 0.05            # Adam step size for the codes
     residual_rate: float = 1.5         # Adam step size for the residual velocity (voxels)
-    residual_sigma_mm: float = 5.0     # Gaussian smoothing of the residual
+    residual_sigma_mm: float = 5.0     # Gaussian smoothing of the residual; at most MAX_RESIDUAL_SIGMA_MM
     smoothness_weight: float = 500.0   # on the velocity's mean spatial gradient (mm/voxel), per frame
     # on its mean spatial second difference (mm/voxel^2), per frame. Most of the smoothing is here,
     # not in the gradient: a gradient penalty shrinks the wall's contraction itself (docs/model.md)
@@ -70,6 +73,9 @@ class RefineSettings:
                     or value < 0 or (value == 0 and not zero_allowed)):
                 kind = "non-negative" if zero_allowed else "positive"
                 raise ValueError(f"refine: {name} must be a {kind} number; got {value!r}")
+        if self.residual_sigma_mm > MAX_RESIDUAL_SIGMA_MM:  # its kernel grows with it, past any image
+            raise ValueError(f"refine: residual_sigma_mm must be at most {MAX_RESIDUAL_SIGMA_MM:g} mm (wider than any "
+                             f"image: the residual is then nearly constant); got {self.residual_sigma_mm!r}")
 
 
 def settings_from_json(text: str) -> RefineSettings:
