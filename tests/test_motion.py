@@ -260,6 +260,13 @@ def test_refine_motion_refuses_a_fill_plan_that_does_not_match_its_frames(model,
         (lambda m, p: RefineSettings(similarity_window=8), "'similarity_window' must be a positive odd integer"),
         (lambda m, p: RefineSettings(similarity_window=9.0), "'similarity_window' must be a positive odd integer"),
         (lambda m, p: motion.frame_subset(8, every=2, first=3), "one of"),
+        (lambda m, p: motion.frame_subset(8, frames=[0, 2.5]), "a frame index must be an integer; got 2.5"),
+        (lambda m, p: motion.frame_subset(8, frames="0,2"), "frames must be a list of frame indices"),
+        (lambda m, p: motion.track(m, np.asarray(p.frames) + 0j), "values of type complex64 are not real numbers"),
+        (lambda m, p: motion.track(m, np.asarray(p.frames).astype(str)), "are not real numbers"),
+        (lambda m, p: motion.track(m, p.frames, spacing=(1.5, 1.5, 1.5)), "spacing must be 2 voxel sizes in mm"),
+        (lambda m, p: motion.track(m, p.frames, spacing=1.5), "spacing must be 2 voxel sizes in mm"),
+        (lambda m, p: motion.track(m, p.frames, spacing=(-1.5, 1.5)), "spacing must be a finite number > 0; got -1.5"),
     ],
 )
 def test_bad_inputs(model, phantom, call, message):

@@ -29,6 +29,12 @@ def test_shipped_models_load_by_name(name):
         assert model.config.temporal_sigma_phase is None  # trained smoothing by frame index, and still does
 
 
+@pytest.mark.parametrize("name", [None, 3])
+def test_a_model_that_is_no_name_or_path_is_refused_with_the_names(name):
+    with pytest.raises(TypeError, match="a checkpoint path or a shipped model's name \\(pretrained, "):
+        motionext.load_model(name)
+
+
 def test_the_open_model_saw_only_redistributable_data():
     sources = read_checkpoint(PRETRAINED_MODELS["pretrained-open"])["train_config"]["data"].split("+")
     assert set(sources) <= {"phantom", "sample"}

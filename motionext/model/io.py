@@ -41,6 +41,9 @@ PRETRAINED = PRETRAINED_MODELS["pretrained"]
 
 def model_path(name) -> Path:
     """The checkpoint a name stands for: a shipped model's name, or a path."""
+    if not isinstance(name, (str, Path)):
+        raise TypeError(f"a model is a checkpoint path or a shipped model's name ({', '.join(PRETRAINED_MODELS)}); "
+                        f"got {name!r}")
     return PRETRAINED_MODELS.get(str(name), Path(name))
 
 

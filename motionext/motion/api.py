@@ -186,7 +186,9 @@ def frame_subset(num_frames: int, *, every: int | None = None, first: int | None
             raise ValueError(f"first must be >= 1 (ED is frame 0); got {first}")
         chosen = list(range(min(first, num_frames)))
     elif frames is not None:
-        chosen = sorted({0, *[int(f) for f in frames]})
+        if isinstance(frames, (str, bytes)) or not hasattr(frames, "__iter__"):
+            raise ValueError(f"frames must be a list of frame indices; got {frames!r}")
+        chosen = sorted({0, *[integer("frame_subset", "a frame index", f) for f in frames]})
         bad = [f for f in chosen if not 0 <= f < num_frames]
         if bad:
             raise ValueError(f"frames {bad} are outside 0..{num_frames - 1}")
