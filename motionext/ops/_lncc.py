@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, reference
+from . import _checks, _second_order, reference
 from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
@@ -71,6 +71,11 @@ def _register() -> None:
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad[:2]
+        if _second_order.recorded():
+            window, smooth_nr, smooth_dr = ctx.options
+            return (*_second_order.reference_gradients(
+                lambda x, y: reference.lncc(x, y, window=window, smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction="none"),
+                (a, b), (need_a, need_b), grad), None, None, None)
         grad_a, grad_b = torch.ops.motionext.lncc_backward(grad, a, b, *ctx.options, [need_a, need_b])
         return (grad_a if need_a else None, grad_b if need_b else None, None, None, None)
 

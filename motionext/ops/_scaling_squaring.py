@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, reference
+from . import _checks, _second_order, reference
 from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
@@ -66,6 +66,10 @@ def _register() -> None:
         if grad is None:
             return None, None, None, None
         velocity, trajectory = ctx.saved_tensors
+        if _second_order.recorded():
+            grad_velocity, = _second_order.reference_gradients(
+                lambda v: reference.scaling_squaring(v, steps=ctx.steps, padding=ctx.padding), (velocity,), (True,), grad)
+            return grad_velocity, None, None, None
         if not ctx.kept:
             raise RuntimeError(
                 f"{OP}: backward needs the trajectory; call the op with keep_trajectory=True "

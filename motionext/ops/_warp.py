@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _checks, reference
+from . import _checks, _second_order, reference
 from ._autocast import float32_under_autocast, register_float32_autocast
 from ._extension import compiled_available, use_compiled
 
@@ -49,6 +49,13 @@ def _keep_gradient(image: torch.Tensor, displacement: torch.Tensor, mode: str) -
             and torch.is_grad_enabled() and displacement.dtype in (torch.float32, torch.float64))
 
 
+def _reference_gradients(image, displacement, mode, padding, needs, grad) -> list:
+    """The backward recorded for second-order gradients (_second_order.py)."""
+    return _second_order.reference_gradients(
+        lambda i, d: reference.warp(i, d, mode="nearest" if mode == "nearest" else "bilinear", padding=padding),
+        (image, displacement), needs, grad)
+
+
 def _register() -> None:
     @torch.library.register_fake("motionext::warp")
     def _(image, displacement, mode, padding):
@@ -70,6 +77,9 @@ def _register() -> None:
     def backward(ctx, grad):
         image, displacement = ctx.saved_tensors
         need_image, need_field = ctx.needs_input_grad[:2]
+        if _second_order.recorded():
+            return (*_reference_gradients(image, displacement, ctx.mode, ctx.padding, (need_image, need_field), grad),
+                    None, None)
         grad_image, grad_field = torch.ops.motionext.warp_backward(
             grad, image, displacement, ctx.mode, ctx.padding, [need_image, need_field]
         )
@@ -95,9 +105,11 @@ def _register() -> None:
         need_image, need_field = ctx.needs_input_grad[:2]
         if grad is None:
             return None, None, None
-        if need_image or torch.is_grad_enabled():
-            # the image's gradient (a scatter), or create_graph (to autograd the kept gradient is a
-            # constant): the general backward, which does both in one pass
+        if _second_order.recorded():
+            return (*_reference_gradients(image, displacement, "bilinear", ctx.padding, (need_image, need_field), grad),
+                    None)
+        if need_image:
+            # the image's gradient (a scatter): the general backward, which does both in one pass
             grad_image, grad_field = torch.ops.motionext.warp_backward(
                 grad, image, displacement, "bilinear", ctx.padding, [need_image, need_field])
             return (grad_image if need_image else None, grad_field if need_field else None, None)
