@@ -5,7 +5,8 @@ The value check (NaN/Inf) costs one summing pass over the data and reads one num
 CPU that is cheap (benchmarks/RESULTS.md); on a GPU reading it back waits for every queued kernel,
 once per op call, so by default it runs on CPU tensors only. On other devices the inputs of the
 motion API are checked where they enter and training checks its loss once per step.
-MOTIONEXT_CHECK_FINITE=1 checks on every device, 0 on none."""
+MOTIONEXT_CHECK_FINITE=1 checks on every device, 0 on none. Under torch.compile and torch.func
+transforms it never runs."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def finite_check_applies(t: torch.Tensor) -> bool:
 
 
 def check_finite(op: str, name: str, t: torch.Tensor) -> None:
-    if not finite_check_applies(t):
+    # nor under a torch.func transform: vmap's values cannot decide a branch
+    if not finite_check_applies(t) or torch._C._functorch.is_functorch_wrapped_tensor(t):
         return
     # A sum is a single vectorised pass without a temporary, and any NaN or Inf makes it
     # non-finite. Finite values that overflow the sum (beyond 1e38 in float32) are rare; the

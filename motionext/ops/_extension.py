@@ -11,6 +11,7 @@ import os
 import warnings
 
 import torch
+from torch.autograd import forward_ad
 
 BACKENDS = ("auto", "compiled", "reference")
 ENV_VAR = "MOTIONEXT_BACKEND"
@@ -85,11 +86,29 @@ def _device_supported(device: torch.device) -> bool:
     return device.type == "cuda" and bool(_build.get("cuda"))
 
 
-def use_compiled(op: str, tensor: torch.Tensor) -> bool:
-    """Whether ``op`` on ``tensor`` runs the compiled kernel under the current backend."""
+def transformed(*tensors: torch.Tensor) -> bool:
+    """Whether a torch.func transform (grad, vmap, jvp, ...) wraps any of `tensors`, or any carries
+    a forward-mode tangent (torch.autograd.forward_ad). The compiled kernels have no batching rules
+    and no forward derivatives, and torch would run them as if they did not depend on the tangent
+    (a zero or missing result, no error). Never under torch.compile, which traces no transform here."""
+    if torch.compiler.is_compiling():
+        return False
+    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) or forward_ad.unpack_dual(t).tangent is not None
+               for t in tensors)
+
+
+def use_compiled(op: str, tensor: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether ``op`` on ``tensor`` (and ``others``, its other tensor inputs) runs the compiled
+    kernel under the current backend. Under a torch.func transform or forward-mode AD the
+    reference runs ("auto"), or a forced "compiled" backend says why it cannot."""
     global _warned
     backend = get_backend()
     if backend == "reference":
+        return False
+    if transformed(tensor, *others):
+        if backend == "compiled":
+            raise RuntimeError(f"{op}: the compiled kernels support no torch.func transform (grad, vmap, jvp, ...) "
+                               "and no forward-mode AD; use the reference backend (ops.use_backend('reference'))")
         return False
     if backend == "compiled":
         if _C is None:

@@ -42,7 +42,7 @@ def lncc(
     _checks.check_choice(OP, "reduction", reduction, REDUCTIONS)
     _checks.check_finite(OP, "a", a)
     _checks.check_finite(OP, "b", b)
-    if not use_compiled(OP, a):
+    if not use_compiled(OP, a, b):
         return reference.lncc(a, b, window=window, smooth_nr=smooth_nr, smooth_dr=smooth_dr, reduction=reduction)
     cc = torch.ops.motionext.lncc(a, b, window, float(smooth_nr), float(smooth_dr))
     if reduction == "mean":

@@ -32,7 +32,7 @@ def warp(
     _checks.check_choice(OP, "mode", mode, MODES)
     _checks.check_choice(OP, "padding", padding, PADDINGS)
     _checks.check_finite(OP, "displacement", displacement)
-    if use_compiled(OP, image):
+    if use_compiled(OP, image, displacement):
         if _keep_gradient(image, displacement, mode):
             return torch.ops.motionext.warp_with_gradient(image, displacement, padding)[0]
         return torch.ops.motionext.warp(image, displacement, mode, padding)
