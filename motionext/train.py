@@ -350,9 +350,10 @@ def _read_resume_state(config: TrainConfig, path: Path, procs: distributed.Proce
     state = read_checkpoint(path)
     # runs written before loss_per_frame existed summed the loss over frames
     saved = TrainConfig(**{"loss_per_frame": False, **state["train_config"], "size": tuple(state["train_config"]["size"])})
-    ignore = dict.fromkeys(RUNTIME_SETTINGS)
-    if asdict(saved) | ignore != asdict(config) | ignore:
-        raise ValueError(f"--resume: {path} was written with different settings; "
+    then, now = asdict(saved), asdict(config)
+    changed = [f"{k} {then[k]!r} then, {now[k]!r} now" for k in now if k not in RUNTIME_SETTINGS and then[k] != now[k]]
+    if changed:
+        raise ValueError(f"--resume: {path} was written with other settings ({'; '.join(changed)}); "
                          f"start a new --out folder or use the same settings")
     if state.get("world_size", 1) != procs.world and procs.main:
         warnings.warn(f"--resume: {path} was written by {state.get('world_size', 1)} processes and this run has "

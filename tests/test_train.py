@@ -71,7 +71,7 @@ def test_kill_during_training_leaves_a_usable_checkpoint(tmp_path):
 
 def test_resume_refuses_other_settings(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"other settings \(lr 0\.001 then, 0\.0005 now\)"):
         train(_config(tmp_path, steps=4, lr=5e-4), resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_config(tmp_path / "empty"), resume=True, progress=False)
@@ -163,7 +163,7 @@ def test_loss_per_frame_is_the_default_the_paper_preset_sums_and_old_runs_resume
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     del state["train_config"]["loss_per_frame"]
     torch.save(state, tmp_path / "checkpoint.pt")
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"other settings \(loss_per_frame False then, True now\)"):
         train(_config(tmp_path, steps=3), resume=True, progress=False)
     assert train(_config(tmp_path, steps=3, loss_per_frame=False), resume=True, progress=False)["step"] == 3
     for flags, expected in (([], True), (["--no-loss-per-frame"], False), (["--preset", "paper"], False)):
