@@ -74,8 +74,7 @@ def _affine(path, image) -> np.ndarray:
     # |det| against the product of the axes' lengths: near 0 for a zero or a repeated axis, at any scale
     if not np.isfinite(affine).all() or not axes.all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6 * axes.prod():
         raise ValueError(f"{path}: the header's voxel-to-world matrix (sform/qform) is not invertible: "
-                         f"{affine[:3].round(3).tolist()}; "
-                         "fix the header")
+                         f"{affine[:3].round(3).tolist()}; fix the header")
     return affine
 
 

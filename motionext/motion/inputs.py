@@ -32,8 +32,7 @@ def voxel_spacing(spacing, ndim: int, what: str = "frames") -> tuple:
     sizes = list(spacing) if isinstance(spacing, (list, tuple, np.ndarray, torch.Tensor)) else None
     if sizes is None or len(sizes) != ndim:
         raise ValueError(f"{what}: spacing must be {ndim} voxel sizes in mm; got {spacing!r}")
-    return tuple(number(what, "spacing", float(s) if isinstance(s, (np.floating, torch.Tensor)) else s, positive=True)
-                 for s in sizes)
+    return tuple(number(what, "spacing", float(s) if isinstance(s, torch.Tensor) else s, positive=True) for s in sizes)
 
 
 def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str = "frames") -> Sequence:
