@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from motionext.cli import main as cli
+from motionext.model import ModelConfig, MotionModel
+from motionext.model.io import checkpoint_dict
 
 nib = pytest.importorskip("nibabel")
 
@@ -65,6 +67,11 @@ def files(tmp_path_factory):
     f["garbage_pt"] = str(d / "garbage.pt")
     torch.save({"format": "motionext", "payload": pickle.loads(pickle.dumps(Exception("x")))}, d / "objects.pt")
     f["objects_pt"] = str(d / "objects.pt")
+    diverged = MotionModel(ModelConfig.from_dict(json.loads(TINY_MODEL)))
+    with torch.no_grad():
+        next(diverged.parameters()).view(-1)[0] = float("nan")
+    torch.save(checkpoint_dict(diverged), d / "diverged.pt")
+    f["diverged_pt"] = str(d / "diverged.pt")
     (d / "a_file").write_text("x")
     f["a_file"] = str(d / "a_file")
     (d / "full").mkdir()
@@ -104,6 +111,8 @@ CASES = [
     ("track {good} --labels {truncated} --out OUT", "truncated or damaged"),
     ("track {good} --model {garbage_pt} --out OUT", "not a motionext checkpoint"),
     ("track {good} --model {objects_pt} --out OUT", "never loads"),
+    ("track {good} --model {diverged_pt} --out OUT", "the weights hold NaN or Inf (encoder."),
+    ("train --init {diverged_pt} --out OUT", "the weights hold NaN or Inf"),
     ("track {good} --model {folder}/none.pt --out OUT", "no such checkpoint"),
     ("track {good} --model {folder} --out OUT", "is a folder"),
     ("compensate {truncated} --out OUT", "truncated or damaged"),

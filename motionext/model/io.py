@@ -94,6 +94,12 @@ def read_checkpoint(path) -> dict:
         )
     if not isinstance(data.get("config"), dict) or not isinstance(data.get("model"), dict):
         raise ValueError(f"{path} is a damaged motionext checkpoint: its model settings or weights are missing")
+    # a run that diverged: otherwise every use of the model ends in a NaN deep inside an op
+    broken = [name for name, w in data["model"].items()
+              if isinstance(w, torch.Tensor) and w.is_floating_point() and not bool(torch.isfinite(w).all())]
+    if broken:
+        raise ValueError(f"{path}: the weights hold NaN or Inf ({', '.join(broken[:3])}"
+                         f"{f' and {len(broken) - 3} more' if len(broken) > 3 else ''}); the run that wrote them diverged")
     return data
 
 
