@@ -34,6 +34,7 @@ from .model.losses import propagated_label_dice
 from .files import check_output_folder
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
 from .model.latent_prior import MIN_PRIOR_SEQUENCES, fit_to_sequences
+from .ops._checks import NonFiniteError
 
 LOSS_TERMS = ["loss", "recon", "kl", "kl_frame", "lncc", "dice"]
 VAL_TERMS = ["loss", "lncc", "kl_frame", "dice"]
@@ -433,7 +434,11 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     try:
         for step in steps:
             started = time.perf_counter()
-            terms = step_terms(model, replica, next(batches), config, step, device)
+            try:
+                terms = step_terms(model, replica, next(batches), config, step, device)
+            except NonFiniteError as exc:  # the inputs were checked when read: the weights diverged
+                raise FloatingPointError(f"step {step + 1}: the model's motion is not finite ({exc}); the run "
+                                         "diverged: lower the learning rate") from None
             # Logged terms are the means over all processes; the check is then the same everywhere.
             values = procs.mean(torch.stack([terms[k].detach().float() for k in LOSS_TERMS])).tolist()
             if not math.isfinite(values[0]):

@@ -69,6 +69,11 @@ def test_kill_during_training_leaves_a_usable_checkpoint(tmp_path):
     assert row["step"] == step + 2
 
 
+def test_a_diverging_run_stops_and_says_so(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"step \d+: the model's motion is not finite .*the run diverged"):
+        train(_config(tmp_path, steps=6, lr=1e6), progress=False)
+
+
 def test_resume_refuses_other_settings(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
     with pytest.raises(ValueError, match=r"other settings \(lr 0\.001 then, 0\.0005 now\)"):

@@ -17,6 +17,11 @@ import torch
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
+class NonFiniteError(ValueError):
+    """An op's input holds NaN or Inf (a ValueError, so that bad input is caught as before; training
+    tells it apart: there it means the run diverged)."""
+
+
 def check_spatial(op: str, name: str, t) -> None:
     """A non-empty floating (B, C, H, W) or (B, C, D, H, W) tensor."""
     if not isinstance(t, torch.Tensor):
@@ -88,4 +93,4 @@ def check_finite(op: str, name: str, t: torch.Tensor) -> None:
     if bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32))):
         return
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{op}: argument '{name}' contains NaN or Inf")
+        raise NonFiniteError(f"{op}: argument '{name}' contains NaN or Inf")
