@@ -161,6 +161,8 @@ CASES = [
     ("train --device gpu --out OUT", "device must be"),
     ("train --data {mixed} --out OUT", "b_broken.nii.gz"),
     ("train --data {folder}/none --out OUT", "no such"),
+    ("train --data phantom+ --out OUT", "data 'phantom+' has an empty part"),
+    ("fit-prior --model {diverged_pt} --data phantom --out OUT", "the weights hold NaN or Inf"),
     ("train --init {garbage_pt} --out OUT", "not a motionext checkpoint"),
     ("train --out {a_file}", "is a file"),
     ("train --resume --out OUT", "no checkpoint"),

@@ -27,8 +27,11 @@ def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: 
     `motionext.data.cache.PreprocessCache`), files are preprocessed once into the cache and come
     back as `CachedSequence` objects that read their frames from it when asked; both have
     `.frames`, `.spacing` and `.name`."""
+    parts = str(source).split("+")
+    if not all(part.strip() for part in parts):  # an empty path would read the working folder
+        raise ValueError(f"data {source!r} has an empty part; join sources as phantom+sample+/path/to/cines")
     sequences = []
-    for part in str(source).split("+"):
+    for part in parts:
         if part == "phantom":
             from .phantom import phantom_cohort
 
