@@ -139,7 +139,7 @@ def _motion_verb(args) -> int:
         if len(choices) > 1:
             raise ValueError("reconstruct: choose one of --every, --first, --frames, --ed-only")
         given = frame_subset(cine.num_frames, every=args.every, first=args.first,
-                             frames=_numbers("--frames", args.frames, int) if args.frames else None)
+                             frames=_numbers("--frames", args.frames, int) if args.frames is not None else None)
     with commands.output_folder(args.out, args.overwrite) as out:
         if args.verb == "track":
             commands.run_track(model, cine, out, grid=args.grid, refine=args.refine, settings=settings)
@@ -152,7 +152,7 @@ def _motion_verb(args) -> int:
                                 grid=args.grid, prior=args.prior)
         else:
             commands.run_reconstruct(model, cine, out, given=given,
-                                     times=_numbers("--times", args.times, float) if args.times else None, grid=args.grid,
+                                     times=_numbers("--times", args.times, float) if args.times is not None else None, grid=args.grid,
                                      fill=args.fill, refine=args.refine, settings=settings)
     print(f"motionext {args.verb}: wrote {args.out}")
     return 0

@@ -129,6 +129,8 @@ CASES = [
     ("reconstruct {good} --frames a,b --out OUT", "--frames: expected comma-separated frame indices"),
     ("reconstruct {good} --times 1.5 --out OUT", "times must be in [0, 1)"),
     ("reconstruct {good} --times nan --out OUT", "times must be in [0, 1)"),
+    ("reconstruct {good} --times '' --out OUT", "--times: no values given"),
+    ("reconstruct {good} --frames '' --out OUT", "--frames: no values given"),
     ("track {good} --refine-settings '{{\"residual_sigma_mm\": 1e308}}' --refine 2 --out OUT", "at most 1000 mm"),
     ("reconstruct {good} --times x --out OUT", "--times: expected comma-separated numbers"),
     ("reconstruct {good} --every 2 --first 2 --out OUT", "choose one of"),
