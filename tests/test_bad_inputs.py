@@ -58,6 +58,7 @@ def files(tmp_path_factory):
     f["singular"] = str(d / "singular.nii.gz")
     f["labels_shape"] = _nifti(d / "labels_small.nii.gz", np.zeros((16, 16)), dtype=np.uint8)
     f["labels_nan"] = _nifti(d / "labels_nan.nii.gz", np.full((32, 32), np.nan))
+    f["labels_image"] = _nifti(d / "labels_image.nii.gz", cine[:, :, 0])  # an image in [0, 1) given as labels
     (d / "mixed").mkdir()
     for name in ("a_good.nii.gz", "c_good.nii.gz"):
         _nifti(d / "mixed" / name, cine)
@@ -108,6 +109,7 @@ CASES = [
     ("track {good4d} --slice 5 --out OUT", "outside"),
     ("track {good} --labels {labels_shape} --out OUT", "do not match"),
     ("track {good} --labels {labels_nan} --out OUT", "label map"),
+    ("track {good} --labels {labels_image} --out OUT", "is it an image, or labels resampled linearly?"),
     ("track {good} --labels {truncated} --out OUT", "truncated or damaged"),
     ("track {good} --model {garbage_pt} --out OUT", "not a motionext checkpoint"),
     ("track {good} --model {objects_pt} --out OUT", "never loads"),

@@ -116,6 +116,10 @@ def _read_labels(paths: dict, shape) -> dict:
             span = f"values from {values.min()} to {values.max()}" if values.size else "no finite values"
             raise ValueError(f"{path}: a label map holds integers 0-255; got {span}"
                              f"{'' if finite.all() else ' and NaN/Inf'}")
+        fractional = np.abs(label - np.rint(label)) > 1e-3
+        if fractional.any():  # an image given as labels, or labels resampled with interpolation
+            raise ValueError(f"{path}: a label map holds integers; {int(fractional.sum())} voxels are not "
+                             f"(e.g. {label[fractional][0]:g}): is it an image, or labels resampled linearly?")
         maps[int(t)] = np.rint(label).astype(np.uint8)
     return maps
 
