@@ -34,6 +34,17 @@ def integers(owner: str, name: str, values, *, lengths=None, minimum: int = 1) -
     return tuple(integer(owner, f"{name} entry", v, minimum=minimum) for v in values)
 
 
+def sizes(owner: str, name: str, values, count: int) -> tuple:
+    """`count` positive finite numbers (a list, tuple, array or tensor of them), as floats."""
+    try:
+        entries = [float(v) if hasattr(v, "item") else v for v in values]  # NumPy and torch scalars
+    except TypeError:  # a bare number or None: not a sequence
+        entries = None
+    if isinstance(values, (str, bytes)) or entries is None or len(entries) != count:
+        raise ValueError(f"{owner}: {name} must be {count} sizes in mm; got {values!r}")
+    return tuple(number(owner, name, v, positive=True) for v in entries)
+
+
 def odd(owner: str, name: str, value, *, maximum: int | None = None) -> int:
     """A positive odd int: a window or kernel with a centre."""
     if integer(owner, name, value, minimum=1, maximum=maximum) % 2 == 0:

@@ -30,6 +30,12 @@ def test_cine_rejects_bad_sequences():
         Cine(np.zeros((3, 8, 8)), (1, 1, 1))
     with pytest.raises(ValueError, match="label frame 5"):
         Cine(np.zeros((3, 8, 8)), (1, 1), labels={5: np.zeros((8, 8))})
+    with pytest.raises(ValueError, match="spacing must be a finite number > 0; got -1"):
+        Cine(np.zeros((3, 8, 8)), (-1, 1))
+    with pytest.raises(ValueError, match="ES frame 7 is outside 0..2"):
+        Cine(np.zeros((3, 8, 8)), (1, 1), es=7)
+    with pytest.raises(ValueError, match="preprocess: spacing must be a finite number > 0; got 0"):
+        preprocess(Cine(np.zeros((3, 8, 8)), (1, 1)), spacing=0)
 
 
 def test_ed_rotation_moves_frames_labels_and_es():

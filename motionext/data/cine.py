@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..validate import sizes
+
 
 def even_phases(count: int) -> np.ndarray:
     """The cycle phases t / T of `count` evenly sampled frames (ED = 0)."""
@@ -50,9 +52,9 @@ class Cine:
             raise ValueError(f"Cine {self.name!r}: a sequence needs at least 2 frames; got {self.frames.shape[0]}")
         if not np.isfinite(self.frames).all():
             raise ValueError(f"Cine {self.name!r}: frames contain NaN or Inf")
-        self.spacing = tuple(float(s) for s in self.spacing)
-        if len(self.spacing) != self.ndim:
-            raise ValueError(f"Cine {self.name!r}: spacing {self.spacing} does not match {self.ndim} spatial axes")
+        self.spacing = sizes(f"Cine {self.name!r}", "spacing", self.spacing, self.ndim)
+        if self.es is not None and not 0 <= self.es < self.num_frames:
+            raise ValueError(f"Cine {self.name!r}: ES frame {self.es} is outside 0..{self.num_frames - 1}")
         if self.times is not None:
             self.times = tuple(float(t) for t in self.times)
             ok = len(self.times) == self.num_frames and self.times[0] == 0.0 and self.times[-1] < 1.0

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..validate import number
 from .cine import Cine
 
 # Bump when a change here alters preprocessed output: cached entries of older versions are rebuilt.
@@ -96,6 +97,7 @@ def preprocess(cine: Cine, *, spacing: float | None = 1.5, size=(128, 128), cent
     """Resample in-plane to `spacing` mm (None keeps it), crop/pad to `size`, normalise intensities.
     `centre` is in voxels of the input grid."""
     if spacing is not None:
+        spacing = number("preprocess", "spacing", spacing, positive=True)
         scale = [cine.spacing[k] / spacing for k in range(2)]
         cine = resample_inplane(cine, spacing)
         if centre is not None:

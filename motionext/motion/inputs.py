@@ -12,7 +12,7 @@ import torch
 
 from ..data.cine import Cine, cycle_phases, even_phases
 from ..data.preprocess import normalize_intensity, preprocess
-from ..validate import number
+from ..validate import sizes
 
 
 @dataclass
@@ -25,14 +25,6 @@ class Sequence:
 
 def model_device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def voxel_spacing(spacing, ndim: int, what: str = "frames") -> tuple:
-    """`spacing` as `ndim` positive finite sizes in mm, or a ValueError naming what it got."""
-    sizes = list(spacing) if isinstance(spacing, (list, tuple, np.ndarray, torch.Tensor)) else None
-    if sizes is None or len(sizes) != ndim:
-        raise ValueError(f"{what}: spacing must be {ndim} voxel sizes in mm; got {spacing!r}")
-    return tuple(number(what, "spacing", float(s) if isinstance(s, torch.Tensor) else s, positive=True) for s in sizes)
 
 
 def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str = "frames") -> Sequence:
@@ -66,8 +58,8 @@ def as_sequence(model, frames, spacing=None, *, min_frames: int = 2, what: str =
         raise ValueError(f"{what}: values of type {array.dtype} are not real numbers; pass integer or floating-point frames")
     if not np.isfinite(array).all():
         raise ValueError(f"{what}: frames contain NaN or Inf")
-    spacing = voxel_spacing(spacing if spacing is not None else (model.config.spacing,) * model.config.ndim,
-                            model.config.ndim, what)
+    spacing = sizes(what, "spacing", spacing if spacing is not None else (model.config.spacing,) * model.config.ndim,
+                    model.config.ndim)
     device = model_device(model)
     times = torch.from_numpy(cycle_phases(cine) if cine is not None else even_phases(array.shape[0])).to(device)
     frames = torch.from_numpy(normalize_intensity(array.astype(np.float32))).to(device)
