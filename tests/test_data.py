@@ -8,7 +8,7 @@ nib = pytest.importorskip("nibabel")
 
 from motionext.data import Cine, crop_or_pad, load_sample, make_phantom, normalize_intensity, preprocess, read_acdc_patient, read_cine, read_frames, resample_inplane  # noqa: E402
 from motionext.data.augment import apply_affine, random_affine  # noqa: E402
-from motionext.data.phantom import LABELS, cardiac_cycle  # noqa: E402
+from motionext.data.phantom import LABELS, cardiac_cycle, phantom_cohort  # noqa: E402
 from motionext.ops import reference  # noqa: E402
 
 
@@ -148,6 +148,15 @@ def test_phantom_motion_is_consistent():
     # frames and labels are the ED ones moved by the ground truth
     warped = reference.warp(torch.from_numpy(p.frames[:1, None]).expand(12, 1, 64, 64), torch.from_numpy(p.displacements))
     np.testing.assert_allclose(warped[:, 0].numpy(), p.frames, atol=1e-5)
+
+
+def test_phantom_settings_are_checked():
+    with pytest.raises(ValueError, match="make_phantom: spacing must be a finite number > 0; got 0"):
+        make_phantom(spacing=0)
+    with pytest.raises(ValueError, match="make_phantom: slice_spacing must be a finite number > 0"):
+        make_phantom(size=(16, 16, 8), slice_spacing=float("nan"))
+    with pytest.raises(ValueError, match="phantom_cohort: count must be an integer >= 0; got -1"):
+        phantom_cohort(-1)
 
 
 def test_phantom_cycle_and_3d():

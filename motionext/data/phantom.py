@@ -121,6 +121,8 @@ def make_phantom(
     if num_frames < 2:
         raise ValueError(f"make_phantom: num_frames must be at least 2; got {num_frames}")
     cycle_variation = validate.number("make_phantom", "cycle_variation", cycle_variation, minimum=0, maximum=1)
+    spacing = validate.number("make_phantom", "spacing", spacing, positive=True)  # 0 made every displacement NaN
+    slice_spacing = validate.number("make_phantom", "slice_spacing", slice_spacing, positive=True)
     rng = np.random.default_rng(seed)
     ndim = len(size)
     spacing_mm = (spacing, spacing) + ((slice_spacing,) if ndim == 3 else ())
@@ -201,6 +203,7 @@ def make_phantom(
 
 def phantom_cohort(count: int, *, seed: int = 0, frames=(16, 25), **kwargs) -> list:
     """`count` phantom subjects with different anatomy, ejection fraction and number of frames."""
+    count = validate.integer("phantom_cohort", "count", count, minimum=0)
     rng = np.random.default_rng(seed)
     return [
         make_phantom(int(rng.integers(frames[0], frames[1] + 1)), seed=seed * 100_003 + i, **kwargs)
