@@ -6,9 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def _same_grid(what: str, a, b) -> None:
+    """Two maps compared voxel by voxel; NumPy would broadcast a (1, W) map against an (H, W) one."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"{what}: the two maps differ in shape: {np.shape(a)} and {np.shape(b)}")
+
+
 def dice(a: np.ndarray, b: np.ndarray, label) -> float:
     """Dice overlap of `label` (an int or a collection of ints merged into one structure).
     NaN when the structure is absent from both."""
+    _same_grid("dice", a, b)
     labels = np.atleast_1d(label)
     ma, mb = np.isin(a, labels), np.isin(b, labels)
     total = ma.sum() + mb.sum()
@@ -20,6 +27,7 @@ def hausdorff95(a: np.ndarray, b: np.ndarray, label, spacing) -> float:
     the structure is missing from either."""
     from scipy import ndimage
 
+    _same_grid("hausdorff95", a, b)
     labels = np.atleast_1d(label)
     ma, mb = np.isin(a, labels), np.isin(b, labels)
     if not ma.any() or not mb.any():
@@ -34,6 +42,7 @@ def hausdorff95(a: np.ndarray, b: np.ndarray, label, spacing) -> float:
 def endpoint_error(u: np.ndarray, v: np.ndarray, spacing=None, mask: np.ndarray | None = None) -> float:
     """Mean Euclidean distance between two displacement fields (ndim, *S), in mm when `spacing`
     is given (else voxels), over `mask` if given."""
+    _same_grid("endpoint_error", u, v)
     scale = np.ones(u.shape[0]) if spacing is None else np.asarray(spacing, dtype=np.float64)
     diff = (u - v) * scale.reshape(-1, *([1] * (u.ndim - 1)))
     error = np.sqrt((diff**2).sum(0))
