@@ -105,12 +105,20 @@ def transport(model, source, target_ed, *, spacing=None) -> Tracking:
     """Subject A's motion (its motion matrix) applied to subject B's ED frame: a simulated
     sequence of B with A's motion. `source` is A's sequence, `target_ed` B's ED frame (*S)."""
     a = as_sequence(model, source, spacing, what="transport source")
-    target = np.asarray(target_ed.detach().cpu() if isinstance(target_ed, torch.Tensor) else target_ed)
-    b = as_sequence(model, np.stack([target, target]), spacing, what="transport target ED frame")
+    b = _one_frame(model, target_ed, spacing, "transport target ED frame")
     z = model.motion_matrix(_posterior(model, a.frames), a.times[None])
     velocity, displacement = _decode(model, z, b.frames[0], b.spacing, a.times)
     warped = model.warp_frames(b.frames[:1], displacement)[0]
     return Tracking(displacement[0], velocity[0], warped, None, z[0], b.spacing, b.frames[:1])
+
+
+def _one_frame(model, frame, spacing, what: str):
+    """One frame (*S) as a two-frame Sequence (the frame twice), refused by name if it is not one."""
+    frame = np.asarray(frame.detach().cpu() if isinstance(frame, torch.Tensor) else frame)
+    if frame.ndim != model.config.ndim:
+        raise ValueError(f"{what}: expected one frame of shape {model.config.image_size}; got shape {frame.shape} "
+                         "(for a sequence, pass its ED frame: frames[0])")
+    return as_sequence(model, np.stack([frame, frame]), spacing, what=what)
 
 
 @dataclass
@@ -140,8 +148,9 @@ def sample(model, ed_frame, *, num_frames: int = 20, num_samples: int = 5, spaci
     if prior == "fitted" and fitted is None:
         raise ValueError("sample: prior='fitted', but this model has no fitted prior; add one with "
                          "`motionext fit-prior`, or use prior='standard'")
-    ed = np.asarray(ed_frame.detach().cpu() if isinstance(ed_frame, torch.Tensor) else ed_frame)
-    seq = as_sequence(model, np.stack([ed, ed]), spacing, what="sample ED frame")
+    if seed is not None:
+        integer("sample", "seed", seed)
+    seq = _one_frame(model, ed_frame, spacing, "sample ED frame")
     if codes is None:
         # drawn on the CPU, so that a seed gives the same samples on every device
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
