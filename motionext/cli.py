@@ -63,7 +63,8 @@ def _common(p, inputs=("input",)):
     p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output folder that motionext wrote earlier (never a folder of your own)")
     p.add_argument("--grid", choices=["input", "model"], default="input",
                    help="write outputs on the input's voxel grid (default; images warped at its resolution and "
                         "intensities) or on the model's grid (its spacing, 1.5 mm for the shipped models; its size, "
@@ -140,7 +141,8 @@ def _motion_verb(args) -> int:
             raise ValueError("reconstruct: choose one of --every, --first, --frames, --ed-only")
         given = frame_subset(cine.num_frames, every=args.every, first=args.first,
                              frames=_numbers("--frames", args.frames, int) if args.frames is not None else None)
-    with commands.output_folder(args.out, args.overwrite) as out:
+    inputs = [getattr(args, name, None) for name in ("input", "source", "target", "labels", "model")]
+    with commands.output_folder(args.out, args.overwrite, keep=inputs) as out:
         if args.verb == "track":
             commands.run_track(model, cine, out, grid=args.grid, refine=args.refine, settings=settings)
         elif args.verb == "compensate":
@@ -178,7 +180,7 @@ def _evaluate(args) -> int:
                     refine_settings=settings, progress=not args.quiet)
     summary = summarize(rows)
     methods = {"motionext": "", "identity": "_identity", **{b: f"_{b}" for b in baselines}}
-    with output_folder(args.out, args.overwrite) as out:
+    with output_folder(args.out, args.overwrite, keep=[args.data, args.model]) as out:
         save_csv(out / "subjects.csv", rows, sorted(rows[0], key=is_curve))  # the long curves last
         save_csv(out / "summary.csv", [summary], list(summary))
         curves = {r["subject"]: r["lv_volume_curve"] for r in rows[:6]}

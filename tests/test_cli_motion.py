@@ -99,7 +99,8 @@ def test_every_verb_runs(files, tmp_path):
     assert _run(files, "transport", a, b, "--out", str(tmp_path / "t")) == 0
     assert nib.load(str(tmp_path / "t" / "transported.nii.gz")).shape == (32, 32, 1, 8)
     assert _run(files, "sample", a, "--out", str(tmp_path / "s"), "--num-samples", "2", "--num-frames", "5", "--seed", "0") == 0
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sample_00.nii.gz", "sample_01.nii.gz", "uncertainty.nii.gz", "z.npy"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        ".motionext-output", "sample_00.nii.gz", "sample_01.nii.gz", "uncertainty.nii.gz", "z.npy"]
     assert _run(files, "reconstruct", a, "--out", str(tmp_path / "r"), "--every", "3") == 0
     assert nib.load(str(tmp_path / "r" / "reconstructed.nii.gz")).shape == (32, 32, 1, 8)
     assert _run(files, "reconstruct", a, "--out", str(tmp_path / "r3"), "--every", "3", "--refine", "2") == 0
@@ -162,14 +163,27 @@ def test_refine_settings_help_states_the_defaults(capsys):
         assert f"{field.name} {field.default:g}" in text, field.name
 
 
-def test_existing_output_is_not_overwritten(files, tmp_path, capsys):
+def test_overwrite_replaces_only_a_folder_motionext_wrote(files, tmp_path, capsys, monkeypatch):
+    cine = str(files / "a.nii.gz")
     out = tmp_path / "kept"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    assert _run(files, "track", str(files / "a.nii.gz"), "--out", str(out)) == 2
-    assert "not empty" in capsys.readouterr().err and (out / "precious.txt").read_text() == "keep me"
-    assert _run(files, "track", str(files / "a.nii.gz"), "--out", str(out), "--overwrite") == 0
-    assert (out / "displacements.nii.gz").exists() and not (out / "precious.txt").exists()
+    assert _run(files, "track", cine, "--out", str(out)) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert _run(files, "track", cine, "--out", str(out), "--overwrite") == 2
+    assert "replaces only a folder that motionext wrote" in capsys.readouterr().err
+    written = tmp_path / "written"
+    assert _run(files, "track", cine, "--out", str(written)) == 0 and (written / ".motionext-output").is_file()
+    (written / "z.npy").unlink()
+    assert _run(files, "track", cine, "--out", str(written), "--overwrite") == 0 and (written / "z.npy").exists()
+    # never the working folder (it emptied it, then failed), a folder above it (/tmp), or the inputs' folder
+    monkeypatch.chdir(out)
+    for target in (".", str(tmp_path)):
+        assert _run(files, "track", cine, "--out", target, "--overwrite") == 2
+        assert "is the working folder or holds it" in capsys.readouterr().err
+    assert _run(files, "track", cine, "--out", str(files), "--overwrite") == 2
+    assert f"holds the input {cine}" in capsys.readouterr().err
+    assert (out / "precious.txt").read_text() == "keep me" and (files / "a.nii.gz").exists()
 
 
 def test_verbs_document_themselves(capsys):

@@ -28,14 +28,32 @@ from .outputs import save_displacements, save_itk_transforms, save_npy, save_seq
 GRIDS = ("input", "model")
 
 
+# Written into every output folder: --overwrite replaces only a folder that holds it, never one of
+# the user's own (the working folder, a data folder, /tmp), whose files it would delete.
+OUTPUT_MARK = ".motionext-output"
+
+
 @contextlib.contextmanager
-def output_folder(out, overwrite: bool = False):
-    """A temporary folder beside `out`, renamed to `out` when the block succeeds."""
+def output_folder(out, overwrite: bool = False, keep=()):
+    """A temporary folder beside `out`, renamed to `out` when the block succeeds. An existing `out`
+    is replaced only with `overwrite`, only if motionext wrote it, and never when it is the working
+    folder or holds it, or holds one of the paths in `keep` (the run's inputs)."""
     out = check_output_folder(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    where = out.resolve()
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+        raise ValueError(f"--out {out} is the working folder or holds it; choose a folder of its own")
+    inside = [str(k) for k in keep if k is not None and where in Path(k).resolve().parents]
+    if inside:
+        raise ValueError(f"--out {out} holds the input {inside[0]}; choose another --out")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not (out / OUTPUT_MARK).is_file():
+            raise ValueError(f"--overwrite replaces only a folder that motionext wrote (one holding {OUTPUT_MARK}); "
+                             f"{out} is not one: remove it yourself or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    (tmp / OUTPUT_MARK).write_text("written by motionext: --overwrite may replace this folder\n")
     try:
         yield tmp
     except BaseException:
