@@ -33,6 +33,8 @@ def _fit_prior(args) -> int:
     if harmonics < 0:
         raise ValueError(f"--harmonics must be 0 or more; got {harmonics}")
     out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; fit-prior writes one checkpoint file (e.g. {out / 'model.pt'})")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists; choose another path or pass --overwrite")
     source = model_path(args.model)

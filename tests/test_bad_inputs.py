@@ -167,6 +167,7 @@ CASES = [
     ("train --data {folder}/none --out OUT", "no such"),
     ("train --data phantom+ --out OUT", "data 'phantom+' has an empty part"),
     ("fit-prior --model {diverged_pt} --data phantom --out OUT", "the weights hold NaN or Inf"),
+    ("fit-prior --data phantom --out {full} --overwrite", "is a folder; fit-prior writes one checkpoint file"),
     ("train --init {garbage_pt} --out OUT", "not a motionext checkpoint"),
     ("train --out {a_file}", "is a file"),
     ("train --resume --out OUT", "no checkpoint"),
