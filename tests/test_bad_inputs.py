@@ -77,6 +77,9 @@ def files(tmp_path_factory):
     f["a_file"] = str(d / "a_file")
     (d / "full").mkdir()
     (d / "full" / "keep.txt").write_text("mine")
+    (d / "notes").mkdir()
+    (d / "notes" / "config.json").write_text("{}")  # the user's own, by the name a run writes
+    f["notes"] = str(d / "notes")
     f["full"] = str(d / "full")
     f["folder"] = str(d)
     return f
@@ -170,6 +173,7 @@ CASES = [
     ("fit-prior --data phantom --out {full} --overwrite", "is a folder; fit-prior writes one checkpoint file"),
     ("train --init {garbage_pt} --out OUT", "not a motionext checkpoint"),
     ("train --out {a_file}", "is a file"),
+    ("train --out {notes}", "holds config.json, which a new run would replace"),
     ("train --resume --out OUT", "no checkpoint"),
     ("demo --out {a_file}", "is a file"),
     ("demo --model {garbage_pt} --out OUT", "not a motionext checkpoint"),
