@@ -386,11 +386,12 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
         print(f"motionext train: resuming from {checkpoint_path} at step {start}", file=sys.stderr)
     lr = config.learning_rate(procs.world)
     check_output_folder(out)
-    if not resume and any((out / name).exists() for name in ("checkpoint.pt", "model.pt")):
+    found = [] if resume else [name for name in ("checkpoint.pt", "model.pt", "config.json", "log.csv")
+                               if (out / name).exists()]
+    if {"checkpoint.pt", "model.pt"} & set(found):
         raise ValueError(f"--out {out} holds a training run already; continue it with --resume or choose another --out")
-    replaced = [name for name in ("config.json", "log.csv") if not resume and (out / name).exists()]
-    if replaced:  # a file of the user's own by a common name: a new run would write over it
-        raise ValueError(f"--out {out} holds {replaced[0]}, which a new run would replace; choose another --out")
+    if found:  # a file of the user's own by a common name: a new run would write over it
+        raise ValueError(f"--out {out} holds {found[0]}, which a new run would replace; choose another --out")
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
     sequences = _load_data(config, procs, progress, config.data)

@@ -39,8 +39,8 @@ def output_folder(out, overwrite: bool = False, keep=()):
     is replaced only with `overwrite`, only if motionext wrote it, and never when it is the working
     folder or holds it, or holds one of the paths in `keep` (the run's inputs)."""
     out = check_output_folder(out)
-    where = out.resolve()
-    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+    where, here = out.resolve(), Path.cwd().resolve()
+    if where == here or where in here.parents:
         raise ValueError(f"--out {out} is the working folder or holds it; choose a folder of its own")
     inside = [str(k) for k in keep if k is not None and where in Path(k).resolve().parents]
     if inside:
