@@ -35,8 +35,9 @@ def _row(experiment, motionext, identity=None, linear=None, cubic=None) -> dict:
 
 def run_demo(out="motionext-demo", model="pretrained", *, log=print) -> list:
     """Run the demo; returns the summary rows (also written to OUT/summary.csv and summary.md).
-    The outputs appear in OUT when the demo has finished; an earlier demo's OUT is replaced, any
-    other non-empty folder refused."""
+    The outputs appear in OUT when the demo has finished; an earlier demo's OUT is replaced (one
+    that holds commands.OUTPUT_MARK, as every output folder since 2026-12-07 does), any other
+    non-empty folder refused."""
     from .commands import output_folder
 
     out = Path(out)
