@@ -36,7 +36,7 @@ def warp(
         if _keep_gradient(image, displacement, mode):
             return torch.ops.motionext.warp_with_gradient(image, displacement, padding)[0]
         return torch.ops.motionext.warp(image, displacement, mode, padding)
-    return reference.warp(image, displacement, mode="nearest" if mode == "nearest" else "bilinear", padding=padding)
+    return _reference_warp(image, displacement, mode, padding)
 
 
 def _keep_gradient(image: torch.Tensor, displacement: torch.Tensor, mode: str) -> bool:
@@ -49,11 +49,15 @@ def _keep_gradient(image: torch.Tensor, displacement: torch.Tensor, mode: str) -
             and torch.is_grad_enabled() and displacement.dtype in (torch.float32, torch.float64))
 
 
+def _reference_warp(image, displacement, mode, padding):
+    """The pure-PyTorch warp ("trilinear" is grid_sample's "bilinear")."""
+    return reference.warp(image, displacement, mode="nearest" if mode == "nearest" else "bilinear", padding=padding)
+
+
 def _reference_gradients(image, displacement, mode, padding, needs, grad) -> list:
     """The backward recorded for second-order gradients (_second_order.py)."""
-    return _second_order.reference_gradients(
-        lambda i, d: reference.warp(i, d, mode="nearest" if mode == "nearest" else "bilinear", padding=padding),
-        (image, displacement), needs, grad)
+    return _second_order.reference_gradients(lambda i, d: _reference_warp(i, d, mode, padding),
+                                             (image, displacement), needs, grad)
 
 
 def _register() -> None:
