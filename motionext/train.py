@@ -28,8 +28,9 @@ from torch.utils.data import DataLoader
 from . import distributed
 from . import validate as v
 from .data.batches import EpochBatchSampler, TrainingSet, collate, model_noise
-from .data.sources import load_sequences
+from .data.sources import check_label_values, load_sequences
 from .model import ModelConfig, MotionModel, motion_loss
+from .model.config import SPACING_MM
 from .model.losses import propagated_label_dice
 from .files import check_output_folder
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
@@ -97,7 +98,7 @@ class TrainConfig:
         if self.num_frames is not None:
             self.num_frames = v.integer(c, "num_frames", self.num_frames, minimum=2)
         self.seed = v.integer(c, "seed", self.seed, minimum=0)
-        self.spacing = v.number(c, "spacing", self.spacing, positive=True)
+        self.spacing = v.number(c, "spacing", self.spacing, minimum=SPACING_MM[0], maximum=SPACING_MM[1])
         self.size = v.integers(c, "size", self.size, lengths=(2,), minimum=8)
         v.flag(c, "augment", self.augment)
         v.flag(c, "intensity_augment", self.intensity_augment)
@@ -264,9 +265,9 @@ class _Log:
         self.writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
         self.file.flush()
         if self.board is not None:
-            for k, v in row.items():
-                if k != "step" and v != "":
-                    self.board.add_scalar(k, v, row["step"])
+            for name, value in row.items():
+                if name != "step" and value != "":
+                    self.board.add_scalar(name, value, row["step"])
 
     def close(self):
         self.file.close()
@@ -287,6 +288,7 @@ def _load_data(config: TrainConfig, procs: distributed.Processes, progress: bool
                                   workers=config.workers or 0, progress=progress)
     if procs.main:
         sequences = load()
+        check_label_values(sequences, source)  # the Dice of training and validation reads them
         if cache is not None:
             print(f"motionext train: preprocessing cache {config.cache}: {cache.built} entries built, "
                   f"{cache.reused} reused", file=sys.stderr)

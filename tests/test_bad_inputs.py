@@ -59,6 +59,16 @@ def files(tmp_path_factory):
     f["labels_shape"] = _nifti(d / "labels_small.nii.gz", np.zeros((16, 16)), dtype=np.uint8)
     f["labels_nan"] = _nifti(d / "labels_nan.nii.gz", np.full((32, 32), np.nan))
     f["labels_image"] = _nifti(d / "labels_image.nii.gz", cine[:, :, 0])  # an image in [0, 1) given as labels
+    f["huge_spacing"] = _nifti(d / "huge_spacing.nii.gz", cine, zooms=(500.0, 500.0, 1.0))  # metres taken for mm?
+    patient = d / "other_labels" / "patient001"  # an ACDC-style patient labelled by another convention
+    patient.mkdir(parents=True)
+    (patient / "Info.cfg").write_text("ED: 1\nES: 3\nNbFrame: 6\n")
+    _nifti(patient / "patient001_4d.nii.gz", cine[:, :, None])
+    other = np.zeros((32, 32, 1), np.uint8)
+    other[8:20, 8:20] = 7
+    for frame in (1, 3):
+        _nifti(patient / f"patient001_frame{frame:02d}_gt.nii.gz", other, dtype=np.uint8)
+    f["other_labels"] = str(d / "other_labels")
     (d / "mixed").mkdir()
     for name in ("a_good.nii.gz", "c_good.nii.gz"):
         _nifti(d / "mixed" / name, cine)
@@ -98,6 +108,7 @@ CASES = [
     ("track {zero_spacing} --out OUT", "voxel spacing"),
     ("track {complex} --out OUT", "not real numbers"),
     ("track {singular} --out OUT", "voxel-to-world matrix (sform/qform) is not invertible"),
+    ("track {huge_spacing} --out OUT", "are both spacings in mm?"),
     ("transport {good} {singular} --out OUT", "voxel-to-world matrix (sform/qform) is not invertible"),
     ("track {folder} --out OUT", "is a folder"),
     ("track {folder}/missing.nii.gz --out OUT", "no such"),
@@ -156,6 +167,9 @@ CASES = [
     ("train --size 100 128 --out OUT", "multiple of 8"),
     ("train --spacing 0 --out OUT", "spacing must be"),
     ("train --spacing nan --out OUT", "spacing must be"),
+    ("train --spacing 1e-3 --out OUT", "spacing must be a finite number in [0.01, 100.0]"),
+    ("train --data {other_labels} --out OUT", "hold the value(s) [7]; motionext reads ACDC's labels"),
+    ("evaluate --data {other_labels} --out OUT", "hold the value(s) [7]; motionext reads ACDC's labels"),
     ("train --lr -1 --out OUT", "lr must be"),
     ("train --lr inf --out OUT", "lr must be"),
     ("train --frames 1 --out OUT", "num_frames"),

@@ -87,6 +87,24 @@ def test_outputs_lie_on_the_input_grid_or_the_model_grid(files, tmp_path):
     assert nib.load(str(tmp_path / "t" / "transported.nii.gz")).shape == (40, 36, 1, 8)
 
 
+def test_an_input_in_metres_gives_the_same_motion_in_mm(files, tmp_path):
+    # the same cine stored with its geometry in metres (xyzt_units "meter"): read as mm, not as a
+    # 1000 times smaller image
+    image = nib.load(str(files / "a.nii.gz"))
+    affine = image.affine.copy()
+    affine[:3] *= 1e-3
+    metres = nib.Nifti1Image(np.asanyarray(image.dataobj), affine)
+    metres.header.set_xyzt_units(xyz="meter")
+    nib.save(metres, str(tmp_path / "metres.nii.gz"))
+    assert _run(files, "track", str(files / "a.nii.gz"), "--out", str(tmp_path / "mm")) == 0
+    assert _run(files, "track", str(tmp_path / "metres.nii.gz"), "--out", str(tmp_path / "m")) == 0
+    expected, got = (nib.load(str(tmp_path / name / "displacements.nii.gz")) for name in ("mm", "m"))
+    np.testing.assert_allclose(got.affine, image.affine, rtol=1e-6, atol=1e-9)
+    assert got.header.get_xyzt_units()[0] == "mm"
+    np.testing.assert_allclose(got.get_fdata(), expected.get_fdata(), atol=1e-5)
+    assert np.abs(expected.get_fdata()).max() > 0  # displacements in mm, not all zero
+
+
 def test_every_verb_runs(files, tmp_path):
     a, b = str(files / "a.nii.gz"), str(files / "b.nii.gz")
     assert _run(files, "compensate", a, "--out", str(tmp_path / "c")) == 0

@@ -63,6 +63,27 @@ def test_read_4d_and_3d_nifti(tmp_path):
     assert read_cine(path3).frames.shape == (6, 10, 12)
 
 
+def test_headers_in_metres_or_microns_are_read_in_mm(tmp_path):
+    # NIfTI's xyzt_units says what pixdim and the sform are in; motionext works in mm
+    data = np.random.default_rng(1).random((10, 12, 3, 4)).astype(np.float32)
+    mm = np.diag([1.5, 1.25, 8.0, 1.0])
+    mm[:3, 3] = [-20.0, 12.0, 4.0]
+    for unit, per_mm in (("meter", 1e-3), ("micron", 1e3), ("mm", 1.0), ("unknown", 1.0)):
+        affine = mm.copy()
+        affine[:3] *= per_mm
+        image = nib.Nifti1Image(data, affine)
+        image.header.set_xyzt_units(xyz=unit)
+        nib.save(image, str(tmp_path / f"{unit}.nii.gz"))
+        cine = read_cine(tmp_path / f"{unit}.nii.gz")
+        np.testing.assert_allclose(cine.spacing, (1.5, 1.25, 8.0), rtol=1e-6, err_msg=unit)
+        np.testing.assert_allclose(cine.affine, mm, rtol=1e-6, atol=1e-9, err_msg=unit)
+    # and what motionext writes says mm, so that no reader takes it for another unit
+    from motionext.data.nifti import save_nifti
+
+    written = nib.load(str(save_nifti(tmp_path / "out.nii.gz", data, mm)))
+    assert written.header.get_xyzt_units()[0] == "mm"
+
+
 def test_reader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such NIfTI"):
         read_cine(tmp_path / "missing.nii.gz")

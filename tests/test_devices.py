@@ -3,7 +3,6 @@ path and a training step run, so a tensor created on the CPU by mistake fails he
 machine. Also: the ops on meta tensors, the finite-value check's device rule, and the model's
 own spacing."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -110,8 +109,9 @@ def test_the_model_keeps_its_training_spacing_and_inference_uses_it(tmp_path, ci
     assert as_sequence(model, cine.frames).spacing == (1.25, 1.25)  # arrays on the model's grid too
     with pytest.raises(ValueError, match="training spacing"):
         TrainConfig(spacing=1.25, model={"spacing": 1.5}).model_config()
-    with pytest.raises(ValueError, match="spacing must be a finite number > 0"):
-        ModelConfig(spacing=0)
+    for bad in (0, 1e-3, 1000):  # 1e-3 and 1000: metres or microns taken for mm
+        with pytest.raises(ValueError, match=r"spacing must be a finite number in \[0.01, 100.0\]"):
+            ModelConfig(spacing=bad)
 
 
 def test_checkpoints_without_a_spacing_read_as_1_5_mm(tmp_path):

@@ -49,9 +49,22 @@ def _read(path, dtype=np.float32):
                          f"{type(exc).__name__}: {exc}") from exc
 
 
+# NIfTI's xyzt_units: what one unit of pixdim and of the sform/qform is, in mm. "unknown" (0) is
+# read as mm, as ITK, FSL and nibabel's own tools read it.
+_MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 0.001, "unknown": 1.0}
+
+
+def _mm_per_unit(header) -> float:
+    """How many mm one of the header's spatial units is (Analyze headers have no unit: mm)."""
+    if not hasattr(header, "get_xyzt_units"):
+        return 1.0
+    return _MM_PER_UNIT.get(header.get_xyzt_units()[0], 1.0)
+
+
 def _spacing(path, image, count: int) -> tuple:
-    """The first `count` voxel sizes (mm) of the header, refused unless positive and finite. Read
-    from the header as stored: nibabel's load replaces a zero size by 1 (with only a log message)."""
+    """The first `count` voxel sizes of the header in mm, refused unless positive and finite.
+    Read from the header as stored: nibabel's load replaces a zero size by 1 (with only a log
+    message). A header in metres or microns (xyzt_units) is converted."""
     from nibabel.openers import ImageOpener
 
     try:
@@ -59,7 +72,7 @@ def _spacing(path, image, count: int) -> tuple:
             header = type(image.header).from_fileobj(f, check=False)
     except Exception:  # a header in a file of its own (Analyze .hdr/.img): as nibabel read it
         header = image.header
-    zooms = tuple(float(z) for z in header.get_zooms()[:count])
+    zooms = tuple(float(z) * _mm_per_unit(header) for z in header.get_zooms()[:count])
     if len(zooms) < count or not all(np.isfinite(z) and z > 0 for z in zooms):
         raise ValueError(f"{path}: the header's voxel spacing {zooms} is not {count} positive sizes in mm; "
                          "fix the header (pixdim)")
@@ -67,9 +80,10 @@ def _spacing(path, image, count: int) -> tuple:
 
 
 def _affine(path, image) -> np.ndarray:
-    """The header's voxel-to-world matrix, refused unless finite and invertible: outputs are
+    """The header's voxel-to-world matrix in mm, refused unless finite and invertible: outputs are
     written on the input's grid through its inverse."""
-    affine = np.asarray(image.affine, dtype=float)
+    affine = np.asarray(image.affine, dtype=float).copy()
+    affine[:3] *= _mm_per_unit(image.header)
     axes = np.linalg.norm(affine[:3, :3], axis=0)
     # |det| against the product of the axes' lengths: near 0 for a zero or a repeated axis, at any scale
     if not np.isfinite(affine).all() or not axes.all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6 * axes.prod():
@@ -215,16 +229,20 @@ def _read_ed_es_frames(folder: Path, info_path: Path, ed: int, es: int, count: i
                 name=folder.name, times=(0.0, ((es - ed) % count) / count))
 
 
-def save_nifti(path, array, affine=None, *, spacing=None) -> Path:
-    """Write an array as NIfTI (written to a temporary name, then renamed: no partial files)."""
+def save_nifti(path, array, affine=None, *, spacing=None, intent=None) -> Path:
+    """Write an array as NIfTI whose world units are mm (written to a temporary name, then
+    renamed: no partial files). `intent` e.g. "vector" for displacement fields."""
     nib = _nibabel()
     path = Path(path)
     if affine is None:
         diagonal = list(spacing or [])[:3]
         affine = np.diag(diagonal + [1.0] * (4 - len(diagonal)))
     image = nib.Nifti1Image(np.asarray(array), affine)
+    image.header.set_xyzt_units(xyz="mm")
     if spacing is not None:
         image.header.set_zooms(tuple(spacing) + image.header.get_zooms()[len(spacing):])
+    if intent is not None:
+        image.header.set_intent(intent)
     with replaced_atomically(path) as tmp:
         nib.save(image, str(tmp))
     return path

@@ -16,6 +16,10 @@ from .cine import Cine
 # Bump when a change here alters preprocessed output: cached entries of older versions are rebuilt.
 PREPROCESSING_VERSION = 1
 
+# In-plane sizes a resampling may give: beyond them the spacings (the header's, or the one asked
+# for) are almost surely not both in mm, and the image would be memory-sized or a few voxels.
+RESAMPLED_SIZE = (4, 4096)
+
 
 def _scale_affine(affine, factors):
     if affine is None:
@@ -35,6 +39,11 @@ def resample_inplane(cine: Cine, spacing: float = 1.5) -> Cine:
         raise ValueError(f"resample_inplane: spacing must be positive; got {spacing}")
     old = cine.spacing
     size = [max(1, int(round(n * old[k] / spacing))) if k < 2 else n for k, n in enumerate(cine.shape)]
+    if not RESAMPLED_SIZE[0] <= min(size[:2]) <= max(size[:2]) <= RESAMPLED_SIZE[1]:
+        raise ValueError(f"resampling the {cine.shape[0]} x {cine.shape[1]} image of {old[0]:g} x {old[1]:g} mm voxels to "
+                         f"{spacing:g} mm would make it {size[0]} x {size[1]} voxels (at most {RESAMPLED_SIZE[1]}, at "
+                         f"least {RESAMPLED_SIZE[0]}); are both spacings in mm? Check the header's pixdim and units, "
+                         "and --spacing")
     if list(cine.shape) == size:
         return cine
     mode = "bilinear" if cine.ndim == 2 else "trilinear"

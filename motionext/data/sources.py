@@ -52,6 +52,24 @@ def load_sequences(source: str, *, spacing: float = 1.5, size=(128, 128), seed: 
     return sequences
 
 
+def check_label_values(sequences, source) -> None:
+    """Refuse label maps with values other than ACDC's (0 background, 1 RV, 2 myocardium, 3 LV
+    blood pool): the Dice of training and evaluation reads them by those values, and a cohort
+    labelled another way would be scored, or trained, on the wrong structures."""
+    import numpy as np
+
+    from .phantom import LABELS
+
+    known = sorted(LABELS.values())
+    for sequence in sequences:
+        for frame, labels in (getattr(sequence, "labels", None) or {}).items():
+            other = np.setdiff1d(np.unique(labels), known)
+            if other.size:
+                raise ValueError(f"{source}: the labels of {sequence.name} (frame {frame}) hold the value(s) "
+                                 f"{other[:5].tolist()}; motionext reads ACDC's labels (0 background, 1 RV, "
+                                 "2 myocardium, 3 LV blood pool): map the cohort's labels to them")
+
+
 def source_units(path: Path) -> list:
     """The units under `path`, sorted: the file itself, a patient folder, the patient folders of
     an ACDC tree, or the NIfTI files of a folder."""

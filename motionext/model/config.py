@@ -8,6 +8,11 @@ from .. import validate as v
 from .code_fill import FILLS
 
 
+# The model grid's spacing (mm) may be chosen within these: beyond them lies no MRI, and a
+# spacing in metres or microns (a unit error) would ask for images of astronomical size.
+SPACING_MM = (0.01, 100.0)
+
+
 @dataclass
 class ModelConfig:
     ndim: int = 2                      # 2: slices (H, W); 3: stacks (H, W, D)
@@ -63,7 +68,7 @@ class ModelConfig:
         v.choice(c, "tds_fill", self.tds_fill, FILLS)
         v.flag(c, "symmetric", self.symmetric)
         self.velocity_scale = v.number(c, "velocity_scale", self.velocity_scale, positive=True)
-        self.spacing = v.number(c, "spacing", self.spacing, positive=True)
+        self.spacing = v.number(c, "spacing", self.spacing, minimum=SPACING_MM[0], maximum=SPACING_MM[1])
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -98,9 +98,10 @@ def evaluate(model, data: str = "phantom", *, subjects: int = 8, baselines=(), r
 
         items = list(held_out_phantoms(subjects, size=model.config.image_size))
     else:
-        from ..data.sources import read_path
+        from ..data.sources import check_label_values, read_path
 
         cines = [c for c in read_path(Path(data)) if 0 in c.labels and c.es in c.labels and (c.labels[0] > 0).any()]
+        check_label_values(cines, data)
         if not cines:
             raise ValueError(f"{data}: no cine with labels at ED and ES (and a labelled structure) found")
         items = [(c, None) for c in cines]

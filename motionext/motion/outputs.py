@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write, replaced_atomically
+from ..files import atomic_write
 
 
 def _affine(cine_affine, spacing):
@@ -39,14 +39,10 @@ def _world_vectors(displacements, affine, spacing) -> np.ndarray:
 def save_displacements(path, displacements, affine=None, spacing=(1.0, 1.0)):
     """(T, ndim, *S) voxel displacements -> a NIfTI vector image (x, y, z, t, 3) in mm along the
     world axes of the affine (intent 'vector'): what ITK-SNAP and Slicer expect."""
-    import nibabel as nib
+    from ..data.nifti import save_nifti
 
     vector = np.moveaxis(_world_vectors(displacements, affine, spacing), 0, 3).astype(np.float32)  # (x, y, z, t, 3)
-    image = nib.Nifti1Image(vector, _affine(affine, spacing))
-    image.header.set_intent("vector")
-    with replaced_atomically(path) as tmp:
-        nib.save(image, str(tmp))
-    return Path(path)
+    return save_nifti(path, vector, _affine(affine, spacing), intent="vector")
 
 
 # NIfTI's world axes are RAS; ITK's physical space, and so a transform's vectors, are LPS.
@@ -63,7 +59,7 @@ def save_itk_transforms(folder, displacements, affine=None, spacing=(1.0, 1.0)) 
     A single slice's field is written as two equal planes, half a slice below and above it: ITK
     reads a vector image of one plane as 2D, and a 2D transform does not apply to the slice's 3D
     image; between the planes every point of the slice finds its own offset."""
-    import nibabel as nib
+    from ..data.nifti import save_nifti
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,11 +72,8 @@ def save_itk_transforms(folder, displacements, affine=None, spacing=(1.0, 1.0)) 
     width = max(2, len(str(len(world) - 1)))
     paths = []
     for t in range(1, len(world)):
-        image = nib.Nifti1Image(world[t][:, :, :, None, :].astype(np.float32), matrix)
-        image.header.set_intent("vector")
-        paths.append(folder / f"frame_{t:0{width}d}.nii.gz")
-        with replaced_atomically(paths[-1]) as tmp:
-            nib.save(image, str(tmp))
+        paths.append(save_nifti(folder / f"frame_{t:0{width}d}.nii.gz", world[t][:, :, :, None, :].astype(np.float32),
+                                matrix, intent="vector"))
     return paths
 
 
