@@ -108,6 +108,62 @@ def test_smoothing_preserves_constants():
     torch.testing.assert_close(smooth_temporal(seq, 1.5), seq)
 
 
+@pytest.mark.parametrize("shape,sigmas", [((3, 2, 40, 36), (1.5, 0.5)), ((1, 3, 12, 10, 14), (1.0, 2.0, 0.5)),
+                                           ((2, 2, 8, 8), (5.0, 2.0)), ((1, 1, 30), (2.0,)), ((2, 2, 16, 16), (0.0, 1.0))])
+def test_spatial_smoothing_is_scipys_gaussian_with_replicated_borders(shape, sigmas):
+    # scipy's radius int(3 sigma + 0.5) is motionext's ceil(3 sigma) for these sigmas; (2, 2, 8, 8)
+    # has a kernel longer than the image, (16, 16) leaves its first axis alone
+    from scipy.ndimage import gaussian_filter1d
+
+    field = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = field.numpy()
+    for axis, sigma in enumerate(sigmas):
+        if sigma > 0:
+            expected = gaussian_filter1d(expected, sigma, axis=2 + axis, mode="nearest", truncate=3.0)
+    smoothed = smooth_spatial(field, sigmas)
+    assert smoothed.is_contiguous()
+    np.testing.assert_allclose(smoothed.numpy(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ndim,ed_features", [(2, ()), (2, (4, 4, 8, 8)), (3, ())])
+def test_the_decoder_convolves_the_ed_frame_once_as_the_concatenation_would(ndim, ed_features):
+    # the paper's decoder concatenates I_0's features to every frame's; motionext convolves them
+    # once per ED frame and adds them: the same velocities and the same weight gradients
+    import torch.nn.functional as F
+
+    from motionext.model.layers import _resize
+
+    size = (16, 16) if ndim == 2 else (16, 16, 16)
+    config = ModelConfig(ndim=ndim, image_size=size, latent_dim=8, decoder_channels=(8, 8, 8, 4),
+                         ed_feature_channels=ed_features)
+    torch.manual_seed(0)
+    decoder = Decoder(config).double()
+    with torch.no_grad():
+        decoder.velocity.weight.normal_(std=0.1)
+    z, moving = torch.randn(6, 8, dtype=torch.float64), torch.rand(2, 1, *size, dtype=torch.float64)
+
+    def concatenated():
+        h = F.leaky_relu(decoder.seed(z), 0.2).view(6, *decoder.seed_shape)
+        scales = (list(reversed(decoder.ed_features(moving))) if ed_features
+                  else [_resize(moving, tuple(n * 2 ** k for n in h.shape[2:])) for k in range(4)])
+        scales = [x.repeat_interleave(3, dim=0) for x in scales]
+        for layer, ed in zip(decoder.up, scales):
+            h = F.leaky_relu(layer(torch.cat([h, ed], dim=1)), 0.2)
+        return decoder.scale * decoder.velocity(torch.cat([h, scales[3]], dim=1))
+
+    outputs, gradients = [], []
+    for run in (concatenated, lambda: decoder(z, moving, repeats=3)):
+        decoder.zero_grad()
+        velocity = run()
+        (velocity * torch.linspace(-1, 1, velocity.numel(), dtype=torch.float64).view_as(velocity)).sum().backward()
+        outputs.append(velocity.detach())
+        gradients.append([p.grad.clone() for p in decoder.parameters()])
+    assert outputs[1].shape == (6, ndim, *size) and outputs[1].is_contiguous()
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-10, atol=1e-12)
+    for mine, theirs in zip(*gradients):
+        torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-9)
+
+
 def test_smoothing_over_phases_mixes_neighbours_in_the_cycle_not_a_sparse_pair():
     torch.manual_seed(0)
     cine = torch.randn(1, 20, 2, 3)
