@@ -142,7 +142,8 @@ def _on_concatenation(layer: nn.Module, h: torch.Tensor, ed: torch.Tensor, repea
     """layer(cat([h, ed repeated], dim=1)) for a convolution `layer`, h (N * repeats, c, *S) and
     ed (N, e, *S), each ed serving `repeats` consecutive items of h. A convolution is a sum over
     its input channels, so ed's share is convolved once per ED frame, not once per frame of its
-    sequence, and added to h's; nothing is concatenated or repeated."""
+    sequence, and added to h's; nothing is concatenated or repeated. Zero padding, as every
+    convolution of the decoder has."""
     transposed = isinstance(layer, nn.modules.conv._ConvTransposeNd)
     split = h.shape[1]
     weight = layer.weight  # (in, out, ...) when transposed, (out, in, ...) otherwise
