@@ -1,5 +1,6 @@
 """One training step of the motion model (forward + backward + Adam, 1 sequence, T=20,
-128×128, float32) with the compiled kernels vs MOTIONEXT_BACKEND=reference, interleaved.
+128×128, float32) with the compiled kernels vs MOTIONEXT_BACKEND=reference, interleaved. malloc
+keeps freed memory as in training (motionext.malloc); MOTIONEXT_KEEP_FREED_MEMORY=0 measures without.
 
     python benchmarks/train_step.py [--frames 20] [--size 128] [--repeats 10] [--device cpu]
 """
@@ -13,6 +14,7 @@ import time
 import torch
 
 from motionext import ops
+from motionext.malloc import keep_freed_memory
 from motionext.data import make_phantom
 from motionext.model import ModelConfig, MotionModel, motion_loss
 
@@ -25,6 +27,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
+    keep_freed_memory()
     device = torch.device(args.device)
     phantom = make_phantom(args.frames, (args.size, args.size), seed=0)
     frames = torch.from_numpy(phantom.frames)[None].to(device)
@@ -53,7 +56,7 @@ def main(argv=None):
                 times[backend].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"training step, T={args.frames}, {args.size}x{args.size}, {device}, torch {torch.__version__}, "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()}, malloc keeps freed memory: {keep_freed_memory()}")
     print(f"compiled {med['compiled'] * 1e3:.0f} ms | reference {med['reference'] * 1e3:.0f} ms | "
           f"speed-up {med['reference'] / med['compiled']:.2f}x")
     return med

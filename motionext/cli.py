@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .malloc import keep_freed_memory
+
 
 def _train(args) -> int:
     from .train import TrainConfig, preset_settings, train
@@ -77,7 +79,7 @@ def _refine_option(p, good_start: int = 50, what: str = "each sequence"):
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help=f"fit the model's motion to {what} for STEPS optimisation steps (default 0: the "
                         f"encoder's one-shot estimate). {good_start} is a good start; more accurate on data unlike the "
-                        "training cohort, at about 0.4 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
+                        "training cohort, at about 0.23 s per step for 20 frames of 128 x 128 on 2 CPU cores. "
                         "See docs/model.md")
     p.add_argument("--refine-settings", metavar="JSON",
                    help='change refinement settings (with --refine), e.g. \'{"similarity_window": 21, '
@@ -214,7 +216,8 @@ def _demo(args) -> int:
 def _info(args) -> int:
     from . import __version__, ops
 
-    print(json.dumps({"motionext": __version__, **ops.build_info()}, indent=2))
+    print(json.dumps({"motionext": __version__, **ops.build_info(),
+                      "malloc_keeps_freed_memory": keep_freed_memory()}, indent=2))
     return 0
 
 
@@ -406,6 +409,7 @@ def _fail(verb: str, message, code: int) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError, FloatingPointError) as exc:  # bad input, named where it was found

@@ -33,6 +33,7 @@ from .model import ModelConfig, MotionModel, motion_loss
 from .model.config import SPACING_MM
 from .model.losses import propagated_label_dice
 from .files import check_output_folder
+from .malloc import keep_freed_memory
 from .model.io import atomic_save, checkpoint_dict, read_checkpoint
 from .model.latent_prior import MIN_PRIOR_SEQUENCES, fit_to_sequences
 from .ops._checks import NonFiniteError
@@ -367,7 +368,9 @@ def _read_resume_state(config: TrainConfig, path: Path, procs: distributed.Proce
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
     """Train; returns the last logged row. Under torchrun, every process calls this. `stop_after`
-    ends the run early after that many steps (as a kill would, but cleanly) — used to test resuming."""
+    ends the run early after that many steps (as a kill would, but cleanly) — used to test resuming.
+    Sets glibc's malloc to keep freed memory for the next step (motionext.malloc)."""
+    keep_freed_memory()
     procs = distributed.start(config.device)
     try:
         return _train(config, procs, resume=resume, progress=progress and procs.main, stop_after=stop_after)

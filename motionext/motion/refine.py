@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+from ..malloc import keep_freed_memory
 from ..model.layers import smooth_spatial
 from ..model.losses import (global_ncc, motion_loss, spatial_curvature_penalty, spatial_gradient_penalty,
                             temporal_curvature_penalty)
@@ -115,6 +116,7 @@ def refine_motion(model, frames: torch.Tensor, spacing, z_tilde: torch.Tensor, s
     cover all N instants, are scaled by T / N."""
     if check_steps(steps) == 0:
         return z_tilde, None
+    keep_freed_memory()  # each step's feature maps reuse the last one's memory (motionext.malloc)
     from tqdm.auto import tqdm
 
     sequence = frames[None]
