@@ -65,7 +65,8 @@ def _common(p, inputs=("input",)):
         p.add_argument(name, help="a NIfTI cine: 4D (x, y, z, t) or 3D (x, y, t)")
     p.add_argument("--model", default="pretrained", help="a checkpoint, or a shipped model: 'pretrained', 'pretrained-split', 'pretrained-pairs' or 'pretrained-real' (ACDC's non-commercial terms), or 'pretrained-open'")
     p.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
-    p.add_argument("--ed", type=int, default=0, help="index of the ED frame in the input (default 0)")
+    p.add_argument("--ed", type=int, help="index of the ED frame in the input (default: the one an ACDC Info.cfg "
+                                          "beside a *_4d cine names, otherwise 0)")
     p.add_argument("--slice", type=int, help="slice of a 4D input (default: the middle one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder that motionext wrote earlier (never a folder of your own)")
@@ -129,10 +130,16 @@ def _numbers(option: str, text: str, kind):
 
 def _motion_verb(args) -> int:
     from . import load_model
+    from .data.nifti import acdc_ed_index
     from .motion import commands, frame_subset
 
     model = load_model(args.model)
-    read = lambda path, **kw: commands.read_input(path, ed=args.ed, slice_index=args.slice, **kw)  # noqa: E731
+    def read(path, **kw):
+        if args.ed is None and acdc_ed_index(path):
+            print(f"motionext {args.verb}: ED is frame {acdc_ed_index(path) + 1:02d} of {Path(path).name}, as the "
+                  "Info.cfg beside it says (--ed overrides)", file=sys.stderr)
+        return commands.read_input(path, ed=args.ed, slice_index=args.slice, **kw)
+
     if args.verb == "transport":
         source, target = read(args.source), read(args.target)
     else:

@@ -105,6 +105,47 @@ def test_an_input_in_metres_gives_the_same_motion_in_mm(files, tmp_path):
     assert np.abs(expected.get_fdata()).max() > 0  # displacements in mm, not all zero
 
 
+def test_an_acdc_cine_starts_at_the_ed_frame_its_info_cfg_names(files, tmp_path, capsys):
+    # ACDC's ED is not always the first frame (patient090's is frame 4): a patient's *_4d cine with
+    # its Info.cfg beside it starts there, and labels named for another frame are refused
+    p = make_phantom(8, SIZE, seed=3)
+    patient = tmp_path / "patient200"
+    patient.mkdir()
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    nib.save(nib.Nifti1Image(np.moveaxis(p.frames, 0, -1)[:, :, None], affine), str(patient / "patient200_4d.nii.gz"))
+    nib.save(nib.Nifti1Image(p.labels[2][:, :, None], affine), str(patient / "patient200_frame03_gt.nii.gz"))
+    nib.save(nib.Nifti1Image(p.labels[0][:, :, None], affine), str(patient / "patient200_frame01_gt.nii.gz"))
+    (patient / "Info.cfg").write_text("ED: 3\nES: 6\nGroup: NOR\nNbFrame: 8\n")
+    cine, ed_labels = str(patient / "patient200_4d.nii.gz"), str(patient / "patient200_frame03_gt.nii.gz")
+
+    assert _run(files, "track", cine, "--labels", ed_labels, "--out", str(tmp_path / "info")) == 0
+    assert "ED is frame 03 of patient200_4d.nii.gz" in capsys.readouterr().err
+    frames = nib.load(str(tmp_path / "info" / "frames.nii.gz")).get_fdata()
+    labels = np.asanyarray(nib.load(str(tmp_path / "info" / "labels.nii.gz")).dataobj)
+    np.testing.assert_allclose(frames[:, :, 0, 0], p.frames[2], atol=1e-5)  # ED first, then frame index 3
+    np.testing.assert_allclose(frames[:, :, 0, 1], p.frames[3], atol=1e-5)
+    np.testing.assert_array_equal(labels[:, :, 0, 0], p.labels[2])
+    assert _run(files, "track", cine, "--ed", "0", "--out", str(tmp_path / "first")) == 0  # --ed overrides
+    np.testing.assert_allclose(nib.load(str(tmp_path / "first" / "frames.nii.gz")).get_fdata()[:, :, 0, 0], p.frames[0],
+                               atol=1e-5)
+
+    for args, message in ((["--labels", ed_labels, "--ed", "0"], "labels of frame 03 (index 2), but ED is index 0"),
+                          (["--labels", str(patient / "patient200_frame01_gt.nii.gz")],
+                           "labels of frame 01 (index 0), but ED is index 2")):
+        capsys.readouterr()
+        assert _run(files, "track", cine, *args, "--out", str(tmp_path / "refused")) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    (patient / "Info.cfg").write_text("ES: 6\n")
+    assert _run(files, "track", cine, "--out", str(tmp_path / "refused")) == 2
+    assert "needs an integer 'ED:' line" in capsys.readouterr().err
+    # a cine of another name beside an Info.cfg is read from its first frame, as before
+    (patient / "Info.cfg").write_text("ED: 3\nES: 6\nNbFrame: 8\n")
+    (patient / "patient200_4d.nii.gz").rename(patient / "mine.nii.gz")
+    assert _run(files, "track", str(patient / "mine.nii.gz"), "--out", str(tmp_path / "mine")) == 0
+    np.testing.assert_allclose(nib.load(str(tmp_path / "mine" / "frames.nii.gz")).get_fdata()[:, :, 0, 0], p.frames[0],
+                               atol=1e-5)
+
+
 def test_every_verb_runs(files, tmp_path):
     a, b = str(files / "a.nii.gz"), str(files / "b.nii.gz")
     assert _run(files, "compensate", a, "--out", str(tmp_path / "c")) == 0

@@ -175,6 +175,28 @@ def _info_frame(info: dict, key: str, info_path: Path) -> int:
         raise ValueError(f"{info_path}: needs an integer '{key}:' line; got {info}") from None
 
 
+# ACDC's file names: a patient's cine, and the labels of one frame (1-based) of it
+ACDC_CINE_NAME = re.compile(r"_4d\.nii(\.gz)?$")
+ACDC_LABEL_NAME = re.compile(r"_frame(\d+)_gt")
+
+
+def acdc_ed_index(path) -> int | None:
+    """The 0-based ED frame that ``Info.cfg`` names, where ``path`` is an ACDC patient's cine
+    (``patientXXX_4d.nii.gz``) with that file beside it; None for any other file."""
+    path = Path(path)
+    info_path = path.parent / "Info.cfg"
+    if not ACDC_CINE_NAME.search(path.name) or not info_path.is_file():
+        return None
+    return _info_frame(_read_info(info_path), "ED", info_path) - 1
+
+
+def acdc_label_frame(path) -> int | None:
+    """The 0-based frame whose labels an ACDC label file holds by its name
+    (``patientXXX_frameYY_gt.nii.gz``), or None."""
+    match = ACDC_LABEL_NAME.search(Path(path).name)
+    return int(match.group(1)) - 1 if match else None
+
+
 def read_acdc_patient(folder) -> Cine:
     """An ACDC-style patient folder: ``Info.cfg`` (1-based ED/ES frames, NbFrame) with either the
     full cine ``patientXXX_4d.nii.gz`` or only the ED and ES frames ``patientXXX_frameYY.nii.gz``
@@ -192,9 +214,9 @@ def read_acdc_patient(folder) -> Cine:
     ed, es = _info_frame(info, "ED", info_path) - 1, _info_frame(info, "ES", info_path) - 1
     labels = {}
     for path in folder.glob("*_frame*_gt.nii*"):
-        match = re.search(r"_frame(\d+)_gt", path.name)
-        if match:
-            labels[int(match.group(1)) - 1] = path
+        frame = acdc_label_frame(path)
+        if frame is not None:
+            labels[frame] = path
     cines = sorted(folder.glob("*_4d.nii*"))
     if not cines:
         return _read_ed_es_frames(folder, info_path, ed, es, _info_frame(info, "NbFrame", info_path), labels)

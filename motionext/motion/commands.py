@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.nifti import read_cine
+from ..data.nifti import acdc_ed_index, acdc_label_frame, read_cine
 from ..files import check_output_folder
 from . import api
 from .grid import InputGrid
@@ -64,8 +64,18 @@ def output_folder(out, overwrite: bool = False, keep=()):
     tmp.rename(out)
 
 
-def read_input(path, *, ed: int = 0, slice_index: int | None = None, labels=None):
-    """A 2D cine from a NIfTI path: 4D inputs give one slice (default: the middle one)."""
+def read_input(path, *, ed: int | None = None, slice_index: int | None = None, labels=None):
+    """A 2D cine from a NIfTI path: 4D inputs give one slice (default: the middle one). ED is frame
+    `ed`; by default the one an ACDC ``Info.cfg`` beside a ``*_4d`` cine names, otherwise frame 0.
+    ACDC labels (``*_frameYY_gt``) of another frame than ED are refused: they would be propagated
+    as ED's."""
+    if ed is None:
+        ed = acdc_ed_index(path) or 0
+    named = acdc_label_frame(labels) if labels else None
+    if named is not None and named != ed:
+        raise ValueError(f"{labels}: by its name it holds the labels of frame {named + 1:02d} (index {named}), but "
+                         f"ED is index {ed} of {Path(path).name}; give the ED frame's labels, or --ed {named} if "
+                         "that frame is ED")
     cine = read_cine(path, ed=ed, labels={ed: labels} if labels else None)
     if cine.ndim == 3:
         k = cine.shape[2] // 2 if slice_index is None else slice_index
