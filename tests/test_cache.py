@@ -15,7 +15,7 @@ import pytest
 from motionext.cli import main
 from motionext.data.cache import PreprocessCache, entry_key
 from motionext.data.cache_prune import prune_cache
-from motionext.data.sources import load_sequences
+from motionext.data.sources import load_sequences, read_path
 
 
 def _save_cine(path, seed, slices=2, frames=5):
@@ -68,6 +68,24 @@ def test_a_changed_setting_or_source_invalidates_only_what_it_affects(cohort, tm
     assert (cache.built, cache.reused) == (1, 1)
     fresh = load_sequences(str(cohort / "b.nii.gz"), spacing=2.0, size=(32, 32))
     np.testing.assert_array_equal(cached[2].frames, fresh[0].frames)
+
+
+def test_an_acdc_cine_starts_at_its_info_cfg_ed_and_its_entry_follows_that_file(tmp_path):
+    patient = tmp_path / "patient200"
+    patient.mkdir()
+    _save_cine(patient / "patient200_4d.nii.gz", 3, slices=1)
+    (patient / "Info.cfg").write_text("ED: 3\nES: 5\nNbFrame: 5\n")
+    source = patient / "patient200_4d.nii.gz"
+    frames = np.moveaxis(np.asanyarray(nib.load(str(source)).dataobj)[:, :, 0], -1, 0)
+    first, _ = _open(tmp_path / "cache", source)
+    # ED (frame 3, index 2) first, as the verbs read it
+    np.testing.assert_array_equal(read_path(source)[0].frames, np.roll(frames, -2, axis=0))
+    cache, cached = _open(tmp_path / "cache", source)
+    assert (first.built, cache.reused) == (1, 1)
+    (patient / "Info.cfg").write_text("ED: 1\nES: 5\nNbFrame: 5\n")  # a corrected Info.cfg: the entry is stale
+    cache, cached = _open(tmp_path / "cache", source)
+    assert (cache.built, cache.reused) == (1, 0)
+    np.testing.assert_array_equal(cached[0].frames, load_sequences(str(source), spacing=2.0, size=(32, 32))[0].frames)
 
 
 def test_partial_or_corrupt_entries_are_rebuilt_not_used(cohort, tmp_path):

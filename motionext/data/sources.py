@@ -90,12 +90,13 @@ def source_units(path: Path) -> list:
 
 
 def read_unit(unit: Path) -> list:
-    """Every 2D sequence (not preprocessed) of one NIfTI cine or one patient folder."""
-    from .nifti import read_acdc_patient, read_cine
+    """Every 2D sequence (not preprocessed) of one NIfTI cine or one patient folder. A patient's
+    ``*_4d`` cine with its ``Info.cfg`` beside it starts at the ED frame named there, as in the verbs."""
+    from .nifti import acdc_ed_index, read_acdc_patient, read_cine
 
     unit = Path(unit)
     try:
-        return _slices(read_acdc_patient(unit) if unit.is_dir() else read_cine(unit))
+        return _slices(read_acdc_patient(unit) if unit.is_dir() else read_cine(unit, ed=acdc_ed_index(unit) or 0))
     except (ValueError, FileNotFoundError) as exc:
         # a cohort is used whole or not at all: no run on part of it without saying so
         raise type(exc)(f"{exc} (stopping: fix or remove {unit})") from None
