@@ -241,6 +241,17 @@ def validate(model: MotionModel, sequences, device, num_frames: int | None = Non
     return {**totals, "dice": float(np.mean(dices)) if dices else ""}
 
 
+def _last_logged_row(path: Path) -> dict:
+    """The last row of a run's log.csv, numbers as numbers, empty fields left out ({} without one)."""
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: int(v) if k == "step" else float(v) for k, v in rows[-1].items() if v not in ("", None)}
+
+
 class _Log:
     """CSV log (rows after `start` from an interrupted run are dropped) and optional TensorBoard."""
 
@@ -387,6 +398,14 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     model_config = config.model_config(init["config"] if init is not None else None)
     state = _read_resume_state(config, checkpoint_path, procs) if resume else None
     start = int(state["step"]) if state is not None else 0
+    if state is not None and start > config.steps:  # the loop would skip, and model.pt would name the wrong step
+        raise ValueError(f"--resume: {checkpoint_path} is at step {start}, past --steps {config.steps}; "
+                         f"give --steps above {start} to train further")
+    if state is not None and start == config.steps and (out / "model.pt").exists():
+        if procs.main:
+            print(f"motionext train: {out} has reached --steps {config.steps}; nothing to resume "
+                  "(give more --steps to train further)", file=sys.stderr)
+        return _last_logged_row(out / "log.csv")
     if state is not None and procs.main:
         print(f"motionext train: resuming from {checkpoint_path} at step {start}", file=sys.stderr)
     lr = config.learning_rate(procs.world)
@@ -486,4 +505,4 @@ def _train(config: TrainConfig, procs: distributed.Processes, *, resume: bool, p
     finally:
         if log is not None:
             log.close()
-    return row
+    return row or _last_logged_row(out / "log.csv")  # no step ran: a resume that only wrote model.pt

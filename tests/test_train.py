@@ -74,6 +74,22 @@ def test_a_diverging_run_stops_and_says_so(tmp_path):
         train(_config(tmp_path, steps=6, lr=1e6), progress=False)
 
 
+def test_resuming_a_finished_run_does_nothing_and_a_run_past_its_steps_is_refused(tmp_path, capsys):
+    last = train(_config(tmp_path, steps=2), progress=False)
+    model = tmp_path / "model.pt"
+    written = model.stat().st_mtime_ns
+    again = train(_config(tmp_path, steps=2), resume=True, progress=False)
+    assert "has reached --steps 2; nothing to resume" in capsys.readouterr().err
+    assert again["step"] == 2 and again["loss"] == pytest.approx(last["loss"])
+    assert model.stat().st_mtime_ns == written  # not refitted, not rewritten
+    with pytest.raises(ValueError, match=r"is at step 2, past --steps 1; give --steps above 2"):
+        train(_config(tmp_path, steps=1), resume=True, progress=False)
+    # killed after its last checkpoint but before model.pt: resuming writes it
+    model.unlink()
+    assert train(_config(tmp_path, steps=2), resume=True, progress=False)["step"] == 2
+    assert read_checkpoint(model)["step"] == 2
+
+
 def test_resume_refuses_other_settings(tmp_path):
     train(_config(tmp_path, steps=2), progress=False)
     with pytest.raises(ValueError, match=r"other settings \(lr 0\.001 then, 0\.0005 now\)"):
