@@ -134,11 +134,13 @@ def _motion_verb(args) -> int:
     from .motion import commands, frame_subset
 
     model = load_model(args.model)
+
     def read(path, **kw):
-        if args.ed is None and acdc_ed_index(path):
-            print(f"motionext {args.verb}: ED is frame {acdc_ed_index(path) + 1:02d} of {Path(path).name}, as the "
-                  "Info.cfg beside it says (--ed overrides)", file=sys.stderr)
-        return commands.read_input(path, ed=args.ed, slice_index=args.slice, **kw)
+        ed = args.ed if args.ed is not None else acdc_ed_index(path)
+        if args.ed is None and ed:
+            print(f"motionext {args.verb}: ED is frame {ed + 1:02d} of {Path(path).name}, as the Info.cfg beside it "
+                  "says (--ed overrides)", file=sys.stderr)
+        return commands.read_input(path, ed=ed, slice_index=args.slice, **kw)
 
     if args.verb == "transport":
         source, target = read(args.source), read(args.target)

@@ -4,10 +4,10 @@ glibc maps every allocation above its mmap threshold (32 MiB at most, as it adap
 its own and unmaps them when it is freed. The next allocation of that size then takes a page fault
 for every 4 KiB, each page zero-filled by the kernel. The model's feature maps are above that size
 (32 channels of 20 frames of 128 x 128 are 42 MiB), so every training and refinement step paid for
-it again: a batch of 8 real cines faulted in about 2.6 GB per step, and the kernel's share was
-40 % of the step on 2 cores (benchmarks/RESULTS.md). Raising the mmap and trim thresholds serves
-those tensors from malloc's heap and keeps what is freed there. The price is a higher peak resident
-memory (3.2 -> 4.5-5.3 GB for that batch), as the heap keeps what it once held.
+it again: a batch of 8 real cines faulted in about 2.6 GB per step, and that took nearly half of
+the step on 2 cores (benchmarks/RESULTS.md). Raising the mmap and trim thresholds serves those
+tensors from malloc's heap and keeps what is freed there. The price is a higher peak resident
+memory (3.2 -> about 5 GB for that batch), as the heap keeps what it once held.
 
 Set MOTIONEXT_KEEP_FREED_MEMORY=0 to leave malloc as it is. Settings of the user's own
 (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, GLIBC_TUNABLES) are left alone too, and so is any
@@ -50,8 +50,7 @@ def _set_thresholds() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    # mallopt returns 1 on success; the trim threshold first, so that a refused mmap threshold
-    # leaves no half-done setting that would matter (the trim threshold alone keeps only the top)
+    # mallopt returns 1 on success
     return mallopt(_M_TRIM_THRESHOLD, KEPT_BYTES) == 1 and mallopt(_M_MMAP_THRESHOLD, KEPT_BYTES) == 1
 
 
