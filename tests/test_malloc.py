@@ -42,8 +42,7 @@ FAULTS_PER_STEP = textwrap.dedent("""
 
 
 def _run(entry: str, **env) -> dict:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in (malloc.OPT_OUT, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
+    clean = {k: v for k, v in os.environ.items() if k not in (malloc.OPT_OUT, *malloc._USERS_OWN)}
     result = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, entry], capture_output=True, text=True,
                             timeout=300, env={**clean, **env})
     assert result.returncode == 0, result.stderr

@@ -32,11 +32,10 @@ FORMAT_VERSION = 1
 def source_stamp(unit: Path) -> list:
     """What identifies the current content of a unit: name, size and mtime of its files; for an
     ACDC ``*_4d`` cine, of the ``Info.cfg`` beside it too, which names its ED frame."""
-    from .nifti import ACDC_CINE_NAME
+    from .nifti import acdc_info_beside
 
-    info = unit.parent / "Info.cfg"
     if unit.is_file():
-        files = [unit, info] if ACDC_CINE_NAME.search(unit.name) and info.is_file() else [unit]
+        files = [unit] + [info for info in [acdc_info_beside(unit)] if info is not None]
     else:
         files = sorted(p for p in unit.iterdir() if p.is_file())
     return [[p.name, s.st_size, s.st_mtime_ns] for p, s in ((p, p.stat()) for p in files)]

@@ -180,14 +180,19 @@ ACDC_CINE_NAME = re.compile(r"_4d\.nii(\.gz)?$")
 ACDC_LABEL_NAME = re.compile(r"_frame(\d+)_gt")
 
 
-def acdc_ed_index(path) -> int | None:
-    """The 0-based ED frame that ``Info.cfg`` names, where ``path`` is an ACDC patient's cine
-    (``patientXXX_4d.nii.gz``) with that file beside it; None for any other file."""
+def acdc_info_beside(path) -> Path | None:
+    """The ``Info.cfg`` beside ``path`` where it is an ACDC patient's cine (``patientXXX_4d.nii.gz``),
+    or None."""
     path = Path(path)
     info_path = path.parent / "Info.cfg"
-    if not ACDC_CINE_NAME.search(path.name) or not info_path.is_file():
-        return None
-    return _info_frame(_read_info(info_path), "ED", info_path) - 1
+    return info_path if ACDC_CINE_NAME.search(path.name) and info_path.is_file() else None
+
+
+def acdc_ed_index(path) -> int | None:
+    """The 0-based ED frame that the ``Info.cfg`` beside an ACDC cine names (acdc_info_beside);
+    None for any other file."""
+    info_path = acdc_info_beside(path)
+    return None if info_path is None else _info_frame(_read_info(info_path), "ED", info_path) - 1
 
 
 def acdc_label_frame(path) -> int | None:
